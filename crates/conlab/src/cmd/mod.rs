@@ -1,0 +1,19 @@
+//! The subcommands, one module each.
+
+pub(crate) mod tour;
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the lecture's experiments and show what each measured (the main job).
+    Tour(tour::Args),
+}
+
+pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Tour(args) => tour::run(&args),
+    }
+}

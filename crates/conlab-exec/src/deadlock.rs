@@ -29,7 +29,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use crate::error::Error;
-use crate::handle::Slot;
+use crate::handle::AsSlot;
 use crate::task::TaskId;
 
 thread_local! {
@@ -106,27 +106,31 @@ impl Monitor {
     /// wait with [`Error::Deadlock`] if it would never return. `None` when the wait is not
     /// one this monitor tracks (not on a worker, or another pool's task).
     pub(crate) fn block_on<T: Send + 'static>(
-        slot: &crate::sync::Arc<Slot<T>>,
+        cell: &Arc<dyn AsSlot<T>>,
     ) -> Result<Option<Blocked>, Error> {
-        let Some(monitor) = slot.monitor().cloned() else {
+        let address = cell.slot().monitor();
+        if address == 0 {
             return Ok(None);
-        };
-        let mine = WORKER_OF.with(|w| {
+        }
+        let Some(monitor) = WORKER_OF.with(|w| {
             w.borrow()
                 .as_ref()
-                .is_some_and(|m| Arc::ptr_eq(m, &monitor))
-        });
-        let Some(waiter) = CURRENT_TASK.with(Cell::get).filter(|_| mine) else {
+                .filter(|m| Arc::as_ptr(m) as usize == address)
+                .cloned()
+        }) else {
             return Ok(None);
         };
-        let awaited = slot.id();
-        let probe = slot.clone();
+        let Some(waiter) = CURRENT_TASK.with(Cell::get) else {
+            return Ok(None);
+        };
+        let awaited = cell.slot().id();
+        let probe = cell.clone();
         let mut edges = monitor.edges();
         edges.insert(
             waiter,
             Edge {
                 awaited,
-                awaited_done: Box::new(move || probe.is_done()),
+                awaited_done: Box::new(move || probe.slot().is_done()),
             },
         );
         if let Some(reason) = monitor.deadlock(&edges, waiter) {

@@ -4,13 +4,13 @@
 #[cfg(conlab_loom)]
 pub(crate) use loom::sync::atomic::{AtomicU8, Ordering};
 #[cfg(conlab_loom)]
-pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use loom::sync::{Mutex, MutexGuard};
 #[cfg(conlab_loom)]
 pub(crate) use loom::thread;
 
 #[cfg(not(conlab_loom))]
 pub(crate) use std::sync::atomic::{AtomicU8, Ordering};
 #[cfg(not(conlab_loom))]
-pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use std::sync::{Mutex, MutexGuard};
 #[cfg(not(conlab_loom))]
 pub(crate) use std::thread;

@@ -98,3 +98,41 @@ impl Task for Pid {
     }
 }
 remote!(Pid, "conlab.pid");
+
+/// Blocks until someone opens this FIFO for writing and closes it, then returns its path's
+/// length: a barrier a test can release from outside, in any process, without sleeping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitFifo(pub std::path::PathBuf);
+impl Task for WaitFifo {
+    type Output = bool;
+    fn run(self) -> bool {
+        use std::io::Read;
+        gil::allow_threads(|| {
+            std::fs::File::open(&self.0)
+                .and_then(|mut f| f.read_to_end(&mut Vec::new()))
+                .is_ok()
+        })
+    }
+}
+remote!(WaitFifo, "conlab.wait-fifo");
+
+/// Appends `line` and a newline to the file at `path` (O_APPEND, one write): lets a test count
+/// how many times each task really ran, across processes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendLine(pub std::path::PathBuf, pub String);
+impl Task for AppendLine {
+    type Output = String;
+    fn run(self) -> String {
+        use std::io::Write;
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.0)
+            .and_then(|mut f| f.write_all(format!("{}\n", self.1).as_bytes()));
+        match written {
+            Ok(()) => self.1,
+            Err(e) => panic!("appending to {}: {e}", self.0.display()),
+        }
+    }
+}
+remote!(AppendLine, "conlab.append-line");

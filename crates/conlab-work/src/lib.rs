@@ -30,6 +30,8 @@ pub fn registry() -> Registry {
         .register::<diagnostic::Crash>()
         .register::<diagnostic::Panic>()
         .register::<diagnostic::Print>()
-        .register::<diagnostic::Pid>();
+        .register::<diagnostic::Pid>()
+        .register::<diagnostic::WaitFifo>()
+        .register::<diagnostic::AppendLine>();
     r
 }

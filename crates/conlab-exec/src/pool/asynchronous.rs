@@ -11,7 +11,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -23,8 +23,8 @@ use super::{Batch, BatchResult, Executor, Gate, Runs};
 use crate::error::{Error, SubmitError, TrySubmitError};
 use crate::handle::{Slot, TaskHandle, new_task, panic_message, run_task};
 use crate::model::Model;
-use crate::sync::Arc;
 use crate::task::{Task, TaskId};
+use std::sync::Arc;
 
 /// A tokio runtime on its own thread(s), with the conlab futures API.
 ///
@@ -44,6 +44,8 @@ pub struct AsyncPool {
     workers: usize,
     gate: Gate,
     next_id: AtomicU64,
+    /// Set by `shutdown(_, cancel_pending: true)`: tasks not yet started are dropped.
+    cancel_pending: std::sync::Arc<AtomicBool>,
     stop: std::sync::Mutex<Option<oneshot::Sender<()>>>,
     driver: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
@@ -89,6 +91,7 @@ impl AsyncPool {
             workers,
             gate: Gate::default(),
             next_id: AtomicU64::new(0),
+            cancel_pending: std::sync::Arc::new(AtomicBool::new(false)),
             stop: std::sync::Mutex::new(Some(stop)),
             driver: std::sync::Mutex::new(Some(driver)),
         })
@@ -114,7 +117,8 @@ impl AsyncPool {
             return Err(SubmitError(future));
         };
         let (slot, handle) = new_task(self.next_id(), None);
-        self.handle.spawn(Guarded::new(slot, future));
+        self.handle
+            .spawn(Guarded::new(slot, self.cancel_pending.clone(), future));
         Ok(handle)
     }
 
@@ -153,14 +157,20 @@ impl AsyncPool {
 struct Guarded<F: Future> {
     slot: Option<Arc<Slot<F::Output>>>,
     started: bool,
+    cancel_pending: std::sync::Arc<AtomicBool>,
     future: F,
 }
 
 impl<F: Future> Guarded<F> {
-    fn new(slot: Arc<Slot<F::Output>>, future: F) -> Self {
+    fn new(
+        slot: Arc<Slot<F::Output>>,
+        cancel_pending: std::sync::Arc<AtomicBool>,
+        future: F,
+    ) -> Self {
         Guarded {
             slot: Some(slot),
             started: false,
+            cancel_pending,
             future,
         }
     }
@@ -178,6 +188,12 @@ impl<F: Future> Future for Guarded<F> {
             return Poll::Ready(());
         };
         if !this.started {
+            if this.cancel_pending.load(Ordering::Acquire) && slot.try_cancel() {
+                let task = slot.id();
+                slot.complete(Err(Error::ShutDown { task }));
+                this.slot = None;
+                return Poll::Ready(());
+            }
             if !slot.try_start() {
                 // Cancelled while queued: the canceller completed the slot.
                 this.slot = None;
@@ -229,7 +245,10 @@ impl Executor for AsyncPool {
 
     fn shutdown(&self, wait: bool, cancel_pending: bool) {
         self.gate.close();
-        if wait && !cancel_pending {
+        if cancel_pending {
+            self.cancel_pending.store(true, Ordering::Release);
+        }
+        if wait {
             // Let every spawned task finish before the loop stops.
             let metrics = self.handle.metrics();
             let mut pause = Duration::from_micros(10);
@@ -269,8 +288,11 @@ impl<J: Task> Runs<J> for AsyncPool {
             return Err(TrySubmitError::ShutDown(task));
         };
         let (slot, handle) = new_task(self.next_id(), None);
-        self.handle
-            .spawn(Guarded::new(slot, async move { task.run() }));
+        self.handle.spawn(Guarded::new(
+            slot,
+            self.cancel_pending.clone(),
+            async move { task.run() },
+        ));
         Ok(handle)
     }
 

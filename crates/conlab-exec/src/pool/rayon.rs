@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::threads::{Job, Queued};
 use super::{Batch, BatchResult, Executor, Gate, Runs};
 use crate::deadlock::Monitor;
 use crate::error::{Error, SubmitError, TrySubmitError};
-use crate::handle::{TaskHandle, new_task};
+use crate::handle::{TaskCell, TaskHandle};
 use crate::model::Model;
 use crate::task::{Task, TaskId};
 
@@ -116,8 +115,7 @@ impl<J: Task> Runs<J> for RayonPool {
             return Err(TrySubmitError::ShutDown(task));
         };
         let id = TaskId(self.next_id.fetch_add(1, Ordering::Relaxed) + 1);
-        let (slot, handle) = new_task(id, Some(self.monitor.clone()));
-        let job: Box<dyn Job> = Box::new(Queued { task, slot });
+        let (job, handle) = TaskCell::new(id, Some(&self.monitor), task);
         let outstanding = self.outstanding.clone();
         let cancel = self.cancel_pending.clone();
         outstanding.fetch_add(1, Ordering::AcqRel);

@@ -360,8 +360,8 @@ trait Completion: Send {
     fn fail(self: Box<Self>, error: Error);
 }
 
-struct Single<T>(crate::sync::Arc<Slot<T>>);
-struct Batched<T>(crate::sync::Arc<Slot<BatchResult<T>>>);
+struct Single<T>(Arc<Slot<T>>);
+struct Batched<T>(Arc<Slot<BatchResult<T>>>);
 
 fn reply_error(task: TaskId, status: u8, payload: &[u8]) -> Error {
     let message = String::from_utf8_lossy(payload).into_owned();

@@ -84,6 +84,9 @@ impl Waiter {
 struct Inner<T> {
     result: Option<Result<T, Error>>,
     waiter: Waiter,
+    /// When the result arrived: a task's latency is measured to here, not to whenever its
+    /// submitter got round to looking.
+    completed_at: Option<Instant>,
 }
 
 /// The shared, write-once cell between a task's runner and its [`TaskHandle`].
@@ -117,6 +120,7 @@ impl<T> Slot<T> {
             inner: Mutex::new(Inner {
                 result: None,
                 waiter: Waiter::Nobody,
+                completed_at: None,
             }),
             monitor: monitor.map_or(0, |m| Arc::as_ptr(m) as usize),
         }
@@ -148,8 +152,10 @@ impl<T> Slot<T> {
 
     pub(crate) fn complete(&self, result: Result<T, Error>) {
         let waiter = {
+            let now = Instant::now();
             let mut inner = lock(&self.inner);
             inner.result = Some(result);
+            inner.completed_at = Some(now);
             // Release under the lock: a waiter that sees DONE finds the result when it locks.
             self.state.store(DONE, Ordering::Release);
             mem::replace(&mut inner.waiter, Waiter::Nobody)
@@ -218,6 +224,10 @@ impl<T> Slot<T> {
 
     pub(crate) fn forget_waiter(&self) {
         lock(&self.inner).waiter = Waiter::Nobody;
+    }
+
+    pub(crate) fn completed_at(&self) -> Option<Instant> {
+        lock(&self.inner).completed_at
     }
 
     pub(crate) fn is_err(&self) -> bool {
@@ -320,6 +330,11 @@ impl<T> TaskHandle<T> {
     /// True once the task has a result (a value, a panic, a crash, or a cancellation).
     pub fn is_done(&self) -> bool {
         self.slot().is_done()
+    }
+
+    /// When the task's result arrived (`None` while it has none): the end of its latency.
+    pub fn completed_at(&self) -> Option<Instant> {
+        self.slot().completed_at()
     }
 
     /// Where the task is: queued, running or done.

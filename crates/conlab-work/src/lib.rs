@@ -14,10 +14,13 @@
 
 pub mod diagnostic;
 pub mod primes;
+pub mod runner;
+pub mod workload;
 
 use conlab_exec::processes::Registry;
 
 pub use primes::{IsPrime, Primes, is_prime_6k, is_prime_odd, sum_primes};
+pub use workload::{Done, Job, SpecError, Workload};
 
 /// Every task kind this crate defines, for [`serve_if_worker`](conlab_exec::processes::serve_if_worker).
 pub fn registry() -> Registry {
@@ -32,6 +35,7 @@ pub fn registry() -> Registry {
         .register::<diagnostic::Print>()
         .register::<diagnostic::Pid>()
         .register::<diagnostic::WaitFifo>()
-        .register::<diagnostic::AppendLine>();
+        .register::<diagnostic::AppendLine>()
+        .register::<workload::Job>();
     r
 }

@@ -1,5 +1,7 @@
 //! The subcommands, one module each.
 
+pub(crate) mod bench;
+mod output;
 pub(crate) mod tour;
 
 use std::process::ExitCode;
@@ -10,10 +12,13 @@ use clap::Subcommand;
 pub(crate) enum Command {
     /// Run the lecture's experiments and show what each measured (the main job).
     Tour(tour::Args),
+    /// Run one workload under every model and say which fits it, with figures.
+    Bench(bench::Args),
 }
 
 pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Tour(args) => tour::run(&args),
+        Command::Bench(args) => bench::run(&args),
     }
 }

@@ -20,7 +20,7 @@ const EXPERIMENTS: [&str; 5] = ["kettle", "primes", "is-prime", "deadlock", "cra
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
-  conlab tour                      every experiment (about 10 s on 2 cores)
+  conlab tour                      every experiment (about 2 s on 2 cores)
   conlab tour --only primes        the prime sums under serial, threads, threads --gil,
                                    processes, async and rayon
   conlab tour --only kettle,crash  two experiments")]

@@ -1,0 +1,180 @@
+//! CPU time and peak memory of this process and all of its descendants.
+//!
+//! `getrusage(RUSAGE_CHILDREN)` only counts children that have exited *and been waited for*,
+//! so a process pool's live workers would be invisible to it. [`Usage::now`] therefore adds,
+//! on Linux, every live descendant found in `/proc` (its `utime + stime` and its `VmHWM`).
+//!
+//! Peak RSS of the tree = this process's peak (`VmHWM`) + the sum of live descendants'
+//! peaks: an upper bound on the tree's simultaneous peak (the peaks need not coincide), exact
+//! for a single process. [`reset_peak`] restarts this process's peak, so that measurements
+//! taken one after another each get their own (reaped children are not counted: their peak
+//! belongs to an earlier measurement).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A snapshot of the resources used so far by the process tree.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Usage {
+    /// User + system CPU time of the tree.
+    pub cpu: Duration,
+    /// Peak resident set size of the tree, in bytes (see the module docs).
+    pub peak_rss_bytes: u64,
+}
+
+impl Usage {
+    /// Reads the current totals.
+    pub fn now() -> Usage {
+        let own = rusage(libc::RUSAGE_SELF);
+        let reaped = rusage(libc::RUSAGE_CHILDREN);
+        let (live_cpu, live_rss) = live_descendants();
+        let own_peak = read_hwm(std::process::id()).unwrap_or(own.1);
+        Usage {
+            cpu: own.0 + reaped.0 + live_cpu,
+            peak_rss_bytes: own_peak + live_rss,
+        }
+    }
+
+    /// CPU time used between `earlier` and `self`.
+    pub fn cpu_since(&self, earlier: &Usage) -> Duration {
+        self.cpu.saturating_sub(earlier.cpu)
+    }
+}
+
+/// Restarts this process's peak RSS from its current RSS (Linux: `clear_refs` 5); false
+/// where that is not possible (then peaks are lifetime peaks).
+pub fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// CPU% of `cores` cores over `wall`: 100% is every core busy the whole time.
+pub fn cpu_percent(cpu: Duration, wall: Duration, cores: usize) -> f64 {
+    if wall.is_zero() || cores == 0 {
+        return 0.0;
+    }
+    cpu.as_secs_f64() / wall.as_secs_f64() / cores as f64 * 100.0
+}
+
+fn rusage(who: libc::c_int) -> (Duration, u64) {
+    // SAFETY: `getrusage` fills the zeroed struct we own; `who` is one of the two constants.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(who, &mut u) != 0 {
+            return (Duration::ZERO, 0);
+        }
+        u
+    };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    // ru_maxrss is in KiB on Linux.
+    (
+        time(usage.ru_utime) + time(usage.ru_stime),
+        usage.ru_maxrss.max(0) as u64 * 1024,
+    )
+}
+
+/// CPU time and summed peak RSS of every live descendant of this process (Linux `/proc`;
+/// zero elsewhere).
+fn live_descendants() -> (Duration, u64) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return (Duration::ZERO, 0);
+    };
+    let me = std::process::id();
+    let mut parent_of = HashMap::new();
+    let mut stats = HashMap::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        if let Some((ppid, ticks)) = read_stat(pid) {
+            parent_of.insert(pid, ppid);
+            stats.insert(pid, ticks);
+        }
+    }
+    let is_descendant = |mut pid: u32| {
+        for _ in 0..64 {
+            match parent_of.get(&pid) {
+                Some(&p) if p == me => return true,
+                Some(&p) if p > 1 => pid = p,
+                _ => return false,
+            }
+        }
+        false
+    };
+    // SAFETY: `sysconf` has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut cpu = 0.0;
+    let mut rss = 0;
+    for (&pid, &ticks) in &stats {
+        if is_descendant(pid) {
+            cpu += ticks as f64 / hz;
+            rss += read_hwm(pid).unwrap_or(0);
+        }
+    }
+    (Duration::from_secs_f64(cpu), rss)
+}
+
+/// `(ppid, utime + stime in clock ticks)` from `/proc/PID/stat`.
+fn read_stat(pid: u32) -> Option<(u32, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ppid = fields.get(1)?.parse().ok()?;
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((ppid, utime + stime))
+}
+
+/// Peak RSS (`VmHWM`) of a process, in bytes.
+fn read_hwm(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_grows_with_work_and_rss_is_positive() {
+        let before = Usage::now();
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_add(i * i);
+        }
+        std::hint::black_box(x);
+        let after = Usage::now();
+        assert!(after.cpu_since(&before) > Duration::ZERO);
+        assert!(after.peak_rss_bytes > 0);
+    }
+
+    #[test]
+    fn a_live_child_is_counted() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let (_, live_rss) = live_descendants();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(live_rss > 0, "the live child's peak RSS is found");
+    }
+
+    #[test]
+    fn cpu_percent_is_per_core() {
+        let p = cpu_percent(Duration::from_secs(1), Duration::from_secs(1), 2);
+        assert!((p - 50.0).abs() < 1e-9);
+        assert_eq!(cpu_percent(Duration::from_secs(1), Duration::ZERO, 2), 0.0);
+    }
+}

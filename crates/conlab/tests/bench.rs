@@ -1,0 +1,147 @@
+//! `conlab bench` through the binary: every model's answers equal serial's, the exports are
+//! what they claim, bad input is refused before anything runs.
+
+use std::process::Command;
+
+fn conlab(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_conlab"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("running conlab")
+}
+
+#[test]
+fn every_model_agrees_with_serial_and_the_json_has_the_documented_shape() {
+    let dir = std::env::temp_dir().join(format!("conlab-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("out.json");
+    let csv = dir.join("out.csv");
+    let out = conlab(&[
+        "bench",
+        "primes:20000",
+        "--tasks",
+        "6",
+        "--runs",
+        "1",
+        "--gil",
+        "-j",
+        "1,2",
+        "--json",
+        json.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["schema"], "conlab.bench/1");
+    let rows = report["results"].as_array().unwrap();
+    // serial + (threads, threads --gil, processes, async, rayon) x (1, 2)
+    assert_eq!(rows.len(), 1 + 5 * 2);
+    for row in rows {
+        for key in [
+            "model",
+            "workers",
+            "gil",
+            "wall_s",
+            "throughput_per_s",
+            "latency_us",
+            "cpu_percent",
+            "peak_rss_bytes",
+            "speedup",
+            "efficiency",
+            "errors",
+            "checksum_ok",
+        ] {
+            assert!(row.get(key).is_some(), "row lacks {key}: {row}");
+        }
+        for p in ["p50", "p90", "p99", "p999", "max"] {
+            assert!(row["latency_us"][p].is_u64(), "{row}");
+        }
+        assert_eq!(row["checksum_ok"], true, "{row}");
+        assert_eq!(row["errors"], 0, "{row}");
+    }
+    assert_eq!(report["classification"]["kind"], "cpu-bound");
+    assert_eq!(report["recommendation"]["rule_of_thumb"], "processes");
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    assert!(csv.starts_with("model,wall,throughput"), "{csv}");
+    assert_eq!(csv.lines().count(), 1 + rows.len());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_sleeping_workload_is_io_bound_and_async_is_recommended() {
+    let out = conlab(&[
+        "bench",
+        "sleep:5ms",
+        "--tasks",
+        "20",
+        "--runs",
+        "1",
+        "--models",
+        "threads,async",
+        "--json",
+        "-",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["classification"]["kind"], "io-bound");
+    assert_eq!(report["recommendation"]["rule_of_thumb"], "async");
+}
+
+#[test]
+fn a_failing_command_is_counted_and_the_exit_status_says_so() {
+    let out = conlab(&[
+        "bench",
+        "cmd:'exit 3'",
+        "--tasks",
+        "2",
+        "--runs",
+        "1",
+        "--models",
+        "threads",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("errors"), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("failed"));
+}
+
+#[test]
+fn bad_input_is_refused_with_the_grammar_before_anything_runs() {
+    let out = conlab(&["bench", "primes:many"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("must be a whole number") && stderr.contains("examples:"),
+        "{stderr}"
+    );
+
+    let out = conlab(&["bench", "primes:10", "--models", "fibers"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("serial, threads"));
+
+    let started = std::time::Instant::now();
+    let out = conlab(&[
+        "bench",
+        "sleep:1s",
+        "--tasks",
+        "50",
+        "--json",
+        "/nonexistent-dir/x.json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent-dir/x.json"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "failed before running"
+    );
+}

@@ -107,7 +107,9 @@ fn format_raw(v: f64) -> String {
 /// A duration in seconds, shown in the unit that suits it: `850 ns`, `12.3 us`, `4.56 ms`,
 /// `1.23 s`.
 pub fn seconds(s: f64) -> Cell {
-    let shown = if s < 1e-6 {
+    let shown = if s < 1e-8 {
+        format!("{:.1} ns", s * 1e9)
+    } else if s < 1e-6 {
         format!("{:.0} ns", s * 1e9)
     } else if s < 1e-3 {
         format!("{:.1} us", s * 1e6)
@@ -170,6 +172,7 @@ mod tests {
     #[test]
     fn cells_pick_a_readable_unit_and_keep_the_raw_number() {
         assert_eq!(seconds(0.000_000_85).shown, "850 ns");
+        assert_eq!(seconds(0.000_000_000_4).shown, "0.4 ns");
         assert_eq!(seconds(0.0123).shown, "12.30 ms");
         assert_eq!(seconds(0.0123).raw, "0.0123");
         assert_eq!(seconds(2.5).shown, "2.50 s");

@@ -14,7 +14,9 @@
 
 pub mod diagnostic;
 pub mod primes;
+pub mod probe;
 pub mod runner;
+pub mod stations;
 pub mod workload;
 
 use conlab_exec::processes::Registry;

@@ -43,6 +43,21 @@ fn the_tour_runs_every_experiment_and_reports_each() {
     );
     assert!(stdout.contains("killed by signal 9 (SIGKILL)"), "{stdout}");
     assert_eq!(stdout.matches("deadlock:").count(), 2, "{stdout}");
+    assert!(stdout.contains("fetch_add: 0 updates lost"), "{stdout}");
+}
+
+#[test]
+fn json_output_carries_every_finding_with_its_figures() {
+    let (ok, stdout, stderr) = conlab(&["tour", "--only", "atomic,deadlock", "--json", "-"]);
+    assert!(ok, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("only JSON on stdout");
+    assert_eq!(report["schema"], "conlab.tour/1");
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 2);
+    assert_eq!(findings[0]["name"], "atomic");
+    assert_eq!(findings[0]["figures"]["atomic_lost"], 0.0);
+    assert!(findings[0]["figures"]["racy_lost"].as_f64().unwrap() >= 0.0);
+    assert_eq!(findings[1]["held"], true);
 }
 
 #[test]

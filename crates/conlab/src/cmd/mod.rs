@@ -2,6 +2,7 @@
 
 pub(crate) mod bench;
 mod output;
+pub(crate) mod probe;
 pub(crate) mod tour;
 
 use std::process::ExitCode;
@@ -14,11 +15,14 @@ pub(crate) enum Command {
     Tour(tour::Args),
     /// Run one workload under every model and say which fits it, with figures.
     Bench(bench::Args),
+    /// Measure what threads, processes, switches, locks and atomics cost on this machine.
+    Probe(probe::Args),
 }
 
 pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Tour(args) => tour::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Probe(args) => probe::run(&args),
     }
 }

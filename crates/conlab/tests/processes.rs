@@ -197,3 +197,17 @@ fn tasks_are_marked_running_only_once_sent() {
     assert_eq!(busy.wait(), Ok(true));
     assert_eq!(behind.wait(), Ok(2));
 }
+
+#[test]
+fn a_task_that_runs_conlab_does_not_turn_it_into_a_worker() {
+    // The grandchild inherits CONLAB_WORKER but is not the pool's child: it must run as the
+    // normal command line and print its version.
+    let pool = pool(1);
+    let line = format!("{} --version", env!("CARGO_BIN_EXE_conlab"));
+    let job = conlab_work::Job {
+        workload: conlab_work::Workload::parse(&format!("cmd:'{line} | grep -q conlab'")).unwrap(),
+        index: 0,
+    };
+    let done = pool.submit(job).unwrap().wait().unwrap();
+    assert!(done.is_ok(), "{done:?}");
+}

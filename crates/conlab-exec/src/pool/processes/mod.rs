@@ -784,6 +784,9 @@ impl Supervisor {
             self.resend.push_front(p);
         }
         drop(in_flight);
+        // Replace first, then report: once a task says its worker crashed, the pool has its
+        // full strength again (or has said why it cannot).
+        let replacement = self.start_or_break();
         if let Some(p) = running {
             self.shared.crashes.fetch_add(1, Ordering::Relaxed);
             let task = p.id;
@@ -793,7 +796,7 @@ impl Supervisor {
                 cause: describe(status),
             });
         }
-        self.start_or_break()
+        replacement
     }
 
     fn start_or_break(&mut self) -> Option<Worker> {

@@ -21,7 +21,7 @@ use super::protocol::{self, kind_of};
 use crate::handle::panic_message;
 use crate::task::RemoteTask;
 
-/// Set in a worker process's environment by the pool that starts it.
+/// Set in a worker process's environment by the pool that starts it, to the pool's pid.
 pub const WORKER_ENV: &str = "CONLAB_WORKER";
 
 enum Failure {
@@ -159,7 +159,12 @@ pub fn serve(registry: &Registry, input: impl io::Read, mut output: impl Write) 
 /// }
 /// ```
 pub fn serve_if_worker(registry: &Registry) -> Option<ExitCode> {
-    std::env::var_os(WORKER_ENV)?;
+    // The pool sets the variable to its own pid: a process it did not start itself (a task's
+    // `sh -c 'conlab ...'` inherits the environment) is not a worker and runs normally.
+    let parent: u32 = std::env::var(WORKER_ENV).ok()?.parse().ok()?;
+    if parent != std::os::unix::process::parent_id() {
+        return None;
+    }
     let Ok(protocol_out) = take_stdout() else {
         return Some(ExitCode::from(70));
     };

@@ -23,10 +23,13 @@ Exit status:
   0  success
   1  an experiment or command failed (the message says which and why)
   2  the command line was wrong
+  (conlab run follows GNU parallel instead: see conlab run --help)
 
 Examples:
   conlab tour                 run every experiment of the lecture, a few seconds each
   conlab tour --only primes   just the prime sums under every model
+  conlab bench sleep:10ms     which model fits this work, measured
+  conlab run -j8 gzip {} ::: *.log
 ";
 
 /// Run, measure and use every concurrency model: serial, threads, processes, async, rayon.
@@ -42,7 +45,16 @@ fn main() -> ExitCode {
     if let Some(code) = conlab_exec::processes::serve_if_worker(&conlab_work::registry()) {
         return code;
     }
-    let cli = Cli::parse();
+    // `conlab run` exits 255 on errors, as GNU parallel does; the other commands use 1 and 2.
+    let is_run = std::env::args().nth(1).as_deref() == Some("run");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if is_run && e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::from(255);
+        }
+        Err(e) => e.exit(),
+    };
     match cmd::run(cli.command) {
         Ok(code) => code,
         Err(err) => {
@@ -55,7 +67,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("conlab: {err:#}");
-            ExitCode::from(1)
+            ExitCode::from(if is_run { 255 } else { 1 })
         }
     }
 }

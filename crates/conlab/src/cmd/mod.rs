@@ -3,6 +3,7 @@
 pub(crate) mod bench;
 mod output;
 pub(crate) mod probe;
+pub(crate) mod run;
 pub(crate) mod tour;
 
 use std::process::ExitCode;
@@ -17,6 +18,8 @@ pub(crate) enum Command {
     Bench(bench::Args),
     /// Measure what threads, processes, switches, locks and atomics cost on this machine.
     Probe(probe::Args),
+    /// Run a command over many inputs, N at a time (GNU parallel's syntax).
+    Run(run::Args),
 }
 
 pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -24,5 +27,6 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Tour(args) => tour::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Probe(args) => probe::run(&args),
+        Command::Run(args) => run::run(&args),
     }
 }

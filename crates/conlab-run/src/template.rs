@@ -120,7 +120,8 @@ impl Template {
             rest = &rest[open + len + 1..];
         }
         text.push_str(rest);
-        let has_value = parts.iter().any(|p| matches!(p, Part::Value(..)));
+        // Any replacement string, `{#}` and `{%}` included, means "do not append" (as GNU).
+        let has_value = !parts.iter().all(|p| matches!(p, Part::Text(_)));
         let first_word = line.split_whitespace().next().unwrap_or("");
         let builtin = SHELL_WORDS.contains(&first_word);
         let shell = parts
@@ -305,6 +306,15 @@ mod tests {
                 "y.tar",
                 "q"
             ]))
+        );
+    }
+
+    #[test]
+    fn seq_and_slot_count_as_replacement_strings() {
+        let t = Template::parse(&words(&["echo {%} {#}"]));
+        assert_eq!(
+            t.prepare(&args(&["a"]), 2, 1),
+            Prepared::Exec(words(&["echo", "1", "2"]))
         );
     }
 

@@ -1,0 +1,338 @@
+//! `conlab run` against GNU parallel and on its own promises: the same command lines give the
+//! same output and exit status as `parallel`; a run interrupted by SIGINT loses no finished
+//! job and `--resume` runs exactly the rest; a timeout kills grandchildren; grouped output
+//! never interleaves.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn conlab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_conlab"))
+        .arg("run")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running conlab")
+}
+
+/// GNU parallel, if installed (CI installs it; a developer machine may not have it).
+fn gnu(args: &[&str]) -> Option<Output> {
+    let out = Command::new("parallel")
+        .arg("--will-cite")
+        .args(args)
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Ok(out) => Some(out),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("GNU parallel is not installed (.ci/run installs it)")
+        }
+        Err(_) => {
+            eprintln!("skipping the comparison: GNU parallel is not installed");
+            None
+        }
+    }
+}
+
+fn sorted_lines(bytes: &[u8]) -> Vec<String> {
+    let mut lines: Vec<String> = String::from_utf8_lossy(bytes)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn the_same_command_lines_give_gnu_parallels_output_and_exit_status() {
+    let dir = std::env::temp_dir().join(format!("conlab-run-compat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cols = dir.join("cols.tsv");
+    std::fs::write(&cols, "a\tb\nc\td\n").unwrap();
+    let cols = cols.to_str().unwrap();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["-k", "echo", ":::", "a", "b", ":::", "1", "2"],
+        vec!["-k", "--tag", "echo", "X", ":::", "a", "b", ":::", "1", "2"],
+        vec![
+            "-k",
+            "echo {#} {} {1} {2} {.} {/} {//} {/.}",
+            ":::",
+            "/x/y.tar.gz",
+            "./z",
+            ":::",
+            "q",
+        ],
+        vec!["-k", "echo", ":::", "a", "b", ":::+", "1", "2"],
+        vec!["-k", "echo {} $HOME", ":::", "x y", "it's"],
+        vec!["-k", "echo {3}", ":::", "a"],
+        vec!["-k", "exit {}", ":::", "0", "1", "2"],
+        vec!["-k", "--colsep", "\t", "echo {2}{1}", "::::", cols],
+        vec!["-k", "-j1", "echo {%} {#}", ":::", "a", "b", "c"],
+        vec!["-k", "--retries", "2", "exit 1", ":::", "a"],
+        vec![
+            "-k",
+            "--halt",
+            "now,fail=1",
+            "-j1",
+            "exit {}",
+            ":::",
+            "0",
+            "3",
+            "0",
+        ],
+        vec!["-k", "printf '%s-' {}; echo", ":::", "a b", "c"],
+        vec!["-k", "--dry-run", "gzip -9 {}", ":::", "a b", "c"],
+    ];
+    for case in &cases {
+        let Some(theirs) = gnu(case) else { return };
+        let ours = conlab(case);
+        assert_eq!(
+            String::from_utf8_lossy(&ours.stdout),
+            String::from_utf8_lossy(&theirs.stdout),
+            "stdout differs for {case:?}"
+        );
+        assert_eq!(
+            ours.status.code(),
+            theirs.status.code(),
+            "exit status differs for {case:?}"
+        );
+    }
+    // Without -k: the same lines, in any order.
+    for case in [
+        vec!["-j3", "echo", ":::", "1", "2", "3", "4", "5"],
+        vec!["echo", "{}", ":::", "a", "b", ":::", "x", "y"],
+    ] {
+        let Some(theirs) = gnu(&case) else { return };
+        assert_eq!(
+            sorted_lines(&conlab(&case).stdout),
+            sorted_lines(&theirs.stdout),
+            "{case:?}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn stdin_and_nul_separated_input() {
+    let run = |args: &[&str], input: &[u8]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_conlab"))
+            .arg("run")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run(&["-k", "echo", "x{}x"], b"a b\nc\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "xa bx\nxcx\n");
+    let out = run(&["-0", "-k", "echo"], b"x y\0z\0");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "x y\nz\n");
+}
+
+#[test]
+fn exit_status_counts_failed_jobs_and_errors_are_255() {
+    assert_eq!(conlab(&["true", ":::", "1", "2"]).status.code(), Some(0));
+    assert_eq!(
+        conlab(&["exit {}", ":::", "0", "1", "2", "3"])
+            .status
+            .code(),
+        Some(3)
+    );
+    let many: Vec<String> = (0..120).map(|_| "1".to_string()).collect();
+    let mut args = vec!["-j4", "exit {}", ":::"];
+    args.extend(many.iter().map(String::as_str));
+    assert_eq!(conlab(&args).status.code(), Some(101));
+    let bad = conlab(&["--no-such-option", "echo"]);
+    assert_eq!(bad.status.code(), Some(255));
+    let bad = conlab(&["--halt", "sometimes", "echo", ":::", "a"]);
+    assert_eq!(bad.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("now,fail=1"));
+    let bad = conlab(&["echo", "::::", "/nonexistent/inputs"]);
+    assert_eq!(bad.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent/inputs"));
+}
+
+#[test]
+fn an_interrupted_run_keeps_every_finished_job_and_resume_runs_exactly_the_rest() {
+    let dir = std::env::temp_dir().join(format!("conlab-run-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let joblog = dir.join("jobs.tsv");
+    let ran = dir.join("ran.txt");
+    let job = format!("sleep 0.1; echo {{}} >> {}", ran.display());
+    let values: Vec<String> = (1..=40).map(|i| i.to_string()).collect();
+    let mut args = vec![
+        "-j2".to_string(),
+        "--grace".into(),
+        "0.2".into(),
+        "--joblog".into(),
+        joblog.display().to_string(),
+        job.clone(),
+        ":::".into(),
+    ];
+    args.extend(values.iter().cloned());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_conlab"))
+        .arg("run")
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Interrupt once a few jobs have finished (bounded wait: 30 s).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&joblog).map_or(0, |t| t.lines().count()) < 6 {
+        assert!(Instant::now() < deadline, "no job finished in 30 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: `kill` has no memory-safety preconditions; the pid is our own child's.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "128 + SIGINT");
+    let logged = std::fs::read_to_string(&joblog).unwrap().lines().count() - 1;
+    assert!(logged < 40, "the run was interrupted before the end");
+
+    args.insert(0, "--resume".into());
+    let resumed = Command::new(env!("CARGO_BIN_EXE_conlab"))
+        .arg("run")
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let mut got = sorted_lines(std::fs::read_to_string(&ran).unwrap().as_bytes());
+    got.dedup();
+    let mut expected = values.clone();
+    expected.sort();
+    assert_eq!(got, expected, "every job ran");
+    let all = std::fs::read_to_string(&ran).unwrap();
+    assert_eq!(all.lines().count(), 40, "no job ran twice");
+    let log = std::fs::read_to_string(&joblog).unwrap();
+    assert_eq!(
+        log.lines().filter(|l| !l.starts_with("Seq")).count(),
+        40,
+        "the joblog lists each job once"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_timeout_kills_the_whole_process_group() {
+    let marker = format!("sleep 3{}.{}", std::process::id() % 1000, 7);
+    let line = format!("sh -c '{marker} & {marker}'; echo never");
+    let started = Instant::now();
+    let out = conlab(&["--timeout", "0.3", "--grace", "0.2", &line, ":::", "1"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the job was not killed"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("never"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--timeout"));
+    let left = Command::new("pgrep")
+        .args(["-f", &marker])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "grandchildren survived: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}
+
+#[test]
+fn grouped_output_never_interleaves_and_tags_every_line() {
+    let out = conlab(&[
+        "-j4",
+        "--tag",
+        "seq 3000 | sed s/^/{}-/",
+        ":::",
+        "a",
+        "b",
+        "c",
+        "d",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let tags: Vec<&str> = text
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(tags.len(), 4 * 3000);
+    // Each job's 3000 lines come as one block.
+    let blocks = tags.windows(2).filter(|w| w[0] != w[1]).count() + 1;
+    assert_eq!(blocks, 4, "output of different jobs interleaved");
+}
+
+#[test]
+fn line_buffer_keeps_lines_whole() {
+    let out = conlab(&[
+        "-j4",
+        "--line-buffer",
+        "for i in $(seq 500); do echo {}-$i-xxxxxxxx; done",
+        ":::",
+        "a",
+        "b",
+        "c",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 1500);
+    for line in text.lines() {
+        let whole =
+            ["a-", "b-", "c-"].iter().any(|p| line.starts_with(p)) && line.ends_with("-xxxxxxxx");
+        assert!(
+            whole && line.matches('x').count() == 8,
+            "a torn line: {line:?}"
+        );
+    }
+}
+
+#[test]
+fn results_dir_and_built_in_tasks() {
+    let dir = std::env::temp_dir().join(format!("conlab-run-results-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = conlab(&[
+        "--results",
+        dir.to_str().unwrap(),
+        "-k",
+        "echo {}; echo err-{} >&2",
+        ":::",
+        "a",
+        "b",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("2/stdout")).unwrap(),
+        "b\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("1/stderr")).unwrap(),
+        "err-a\n"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    for model in ["threads", "processes", "async"] {
+        let out = conlab(&[
+            "--task", "primes", "--model", model, "-k", ":::", "400000", "500000", "600000",
+        ]);
+        assert!(
+            out.status.success(),
+            "{model}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "6458901531\n9914236195\n14071826345\n",
+            "{model}"
+        );
+    }
+    let bad = conlab(&["--task", "primes", ":::", "lots"]);
+    assert_eq!(bad.status.code(), Some(255));
+}

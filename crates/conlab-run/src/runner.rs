@@ -227,6 +227,9 @@ struct Shared<'a> {
     /// Running jobs are to be killed (halt now, interrupt).
     kill_all: AtomicBool,
     progress: Option<&'a (dyn Fn(u64) + Sync)>,
+    /// Programs already found on PATH: searching it again for every job costs one failed
+    /// `execve` per PATH entry before the right one (8 here, ~10% of a `true` job).
+    resolved: Mutex<HashMap<String, Option<PathBuf>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -284,12 +287,15 @@ pub fn run(
         stopping: AtomicBool::new(false),
         kill_all: AtomicBool::new(false),
         progress,
+        resolved: Mutex::new(HashMap::new()),
     };
     let mut skipped = 0;
     let mut input_error = None;
     let finished = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let (tx, rx) = crossbeam_channel::bounded::<(u64, Vec<String>)>(0);
+        // Room for one job per slot: a slot that finishes takes its next job at once instead of
+        // waking the dispatcher (a cross-core wake costs ~35 us here); memory stays flat.
+        let (tx, rx) = crossbeam_channel::bounded::<(u64, Vec<String>)>(options.jobs.max(1));
         let slots: Vec<_> = (1..=options.jobs.max(1))
             .map(|slot| {
                 let (rx, shared) = (rx.clone(), &shared);
@@ -471,7 +477,14 @@ impl Shared<'_> {
     fn execute(&self, prepared: &Prepared, slot: usize, tag: Option<&str>) -> Finished {
         let mut command = match prepared {
             Prepared::Exec(words) => {
-                let mut c = Command::new(&words[0]);
+                let mut c = match self.resolve(&words[0]) {
+                    Some(path) => {
+                        let mut c = Command::new(path);
+                        c.arg0(&words[0]);
+                        c
+                    }
+                    None => Command::new(&words[0]),
+                };
                 c.args(&words[1..]);
                 c
             }
@@ -558,6 +571,29 @@ impl Shared<'_> {
             timed_out,
             stopped,
         }
+    }
+
+    /// The full path of `program` on PATH, searched once per program name.
+    fn resolve(&self, program: &str) -> Option<PathBuf> {
+        if program.contains('/') {
+            return None;
+        }
+        let mut cache = lock(&self.resolved);
+        if let Some(found) = cache.get(program) {
+            return found.clone();
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let found = std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(program))
+                .find(|candidate| {
+                    candidate
+                        .metadata()
+                        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                })
+        });
+        cache.insert(program.to_string(), found.clone());
+        found
     }
 
     /// `--line-buffer`: copy whole lines to the output as they arrive; stderr on a helper

@@ -137,7 +137,7 @@ pub enum RunError {
     },
     /// Writing output failed (a closed pipe: `conlab run ... | head`).
     #[error("writing output: {0}")]
-    Output(io::Error),
+    Output(#[source] io::Error),
 }
 
 /// What a run did.

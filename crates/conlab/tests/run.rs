@@ -336,3 +336,32 @@ fn results_dir_and_built_in_tasks() {
     let bad = conlab(&["--task", "primes", ":::", "lots"]);
     assert_eq!(bad.status.code(), Some(255));
 }
+
+#[test]
+fn a_closed_output_pipe_stops_the_run_quietly() {
+    // `conlab run ... | head -1`: the reader goes away; that is success, not an error.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_conlab"))
+        .args(["run", "-k", "-j2", "echo"])
+        .arg(":::")
+        .args((0..3000).map(|i| i.to_string()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 2];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

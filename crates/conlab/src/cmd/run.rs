@@ -251,7 +251,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     };
     let stop = Arc::new(Stop::default());
     install_signal_handlers(&stop)?;
-    let bar = progress_bar(args.bar);
+    let bar = progress_bar(args.bar, known_total(&sources));
     let on_progress = |done: u64| bar.set_position(done);
     let output = Output {
         stdout: Box::new(std::io::stdout()),
@@ -286,15 +286,43 @@ fn install_signal_handlers(stop: &Arc<Stop>) -> Result<()> {
     Ok(())
 }
 
-fn progress_bar(wanted: bool) -> ProgressBar {
+/// The number of jobs, when every source is `:::` values (files and stdin are streamed).
+fn known_total(sources: &[SourceSpec]) -> Option<u64> {
+    let mut total: u64 = 1;
+    let mut group: Option<u64> = None;
+    for spec in sources {
+        let Source::Args(values) = &spec.source else {
+            return None;
+        };
+        let len = values.len() as u64;
+        group = Some(match group {
+            Some(g) if spec.linked => g.min(len),
+            Some(g) => {
+                total = total.saturating_mul(g);
+                len
+            }
+            None => len,
+        });
+    }
+    group.map(|g| total.saturating_mul(g))
+}
+
+fn progress_bar(wanted: bool, total: Option<u64>) -> ProgressBar {
     if !wanted || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::no_length();
-    if let Ok(style) =
-        ProgressStyle::with_template("{spinner} {pos} jobs done, {per_sec}, {elapsed}")
-    {
-        bar.set_style(style);
+    let (bar, template) = match total {
+        Some(n) => (
+            ProgressBar::new(n),
+            "{spinner} [{bar:30}] {pos}/{len} jobs, {per_sec}, eta {eta}",
+        ),
+        None => (
+            ProgressBar::no_length(),
+            "{spinner} {pos} jobs done, {per_sec}, {elapsed}",
+        ),
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
     }
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
@@ -381,6 +409,15 @@ mod tests {
         assert!(sources[1].linked && !sources[2].linked);
         assert_eq!(sources[2].source, Source::File("f".into()));
         assert!(split(&words("echo ::::"), &[]).is_err());
+    }
+
+    #[test]
+    fn the_job_count_is_known_for_value_sources_only() {
+        let (_, sources) = split(&words("echo ::: a b c ::: 1 2 :::+ x"), &[]).unwrap();
+        assert_eq!(known_total(&sources), Some(3));
+        let (_, sources) = split(&words("echo ::: a b :::: f"), &[]).unwrap();
+        assert_eq!(known_total(&sources), None);
+        assert_eq!(known_total(&[]), None);
     }
 
     #[test]

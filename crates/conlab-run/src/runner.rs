@@ -468,7 +468,9 @@ impl Shared<'_> {
                     self.kill_all.store(true, Ordering::SeqCst);
                 }
                 drop(c);
-                let why = format!("conlab: halting ({halt}) after job {seq}: {prepared}\n");
+                // GNU parallel's wording, which scripts may look for.
+                let what = if ok { "succeeded" } else { "failed" };
+                let why = format!("conlab: This job {what}:\n{prepared}\n");
                 self.write(b"", why.as_bytes());
             }
         }

@@ -200,9 +200,11 @@ fn transform(value: &str, t: Transform) -> String {
     let base = |v: &str| v.rsplit('/').next().unwrap_or(v).to_string();
     let strip = |v: &str| {
         let cut = v.rfind('/').map_or(0, |i| i + 1);
+        // As GNU parallel: the last dot of the last path component starts the extension,
+        // even a leading one (`.hidden` -> ``).
         match v[cut..].rfind('.') {
-            Some(dot) if dot > 0 => v[..cut + dot].to_string(),
-            _ => v.to_string(),
+            Some(dot) => v[..cut + dot].to_string(),
+            None => v.to_string(),
         }
     };
     match t {
@@ -307,6 +309,28 @@ mod tests {
                 "q"
             ]))
         );
+    }
+
+    #[test]
+    fn extensions_are_cut_as_gnu_parallel_cuts_them() {
+        let t = Template::parse(&words(&["echo {.}"]));
+        for (input, cut) in [
+            ("a.b.c", "a.b"),
+            (".hidden", ""),
+            ("dir.x/file", "dir.x/file"),
+            ("x.", "x"),
+        ] {
+            let expected = if cut.is_empty() {
+                vec!["echo".to_string(), String::new()]
+            } else {
+                words(&["echo", cut])
+            };
+            assert_eq!(
+                t.prepare(&args(&[input]), 1, 1),
+                Prepared::Exec(expected),
+                "{input}"
+            );
+        }
     }
 
     #[test]

@@ -83,6 +83,30 @@ fn the_same_command_lines_give_gnu_parallels_output_and_exit_status() {
         ],
         vec!["-k", "printf '%s-' {}; echo", ":::", "a b", "c"],
         vec!["-k", "--dry-run", "gzip -9 {}", ":::", "a b", "c"],
+        vec![
+            "-k",
+            "echo {.} {/.}",
+            ":::",
+            "a.b.c",
+            ".hidden",
+            "dir.x/file",
+            "x.",
+        ],
+        vec!["-k", "echo {/} {//}", ":::", "a/b/c", "/d", "c"],
+        vec!["-k", "echo {1} {2}", "::::", cols, "::::+", cols],
+        vec!["-k", "kill -9 $$", ":::", "1"],
+        vec![
+            "-k",
+            "--halt",
+            "now,success=1",
+            "-j1",
+            "exit {}",
+            ":::",
+            "1",
+            "0",
+            "1",
+        ],
+        vec!["-k", "-j2", "sleep 0.0{}; echo {}", ":::", "3", "2", "1"],
     ];
     for case in &cases {
         let Some(theirs) = gnu(case) else { return };

@@ -184,7 +184,7 @@ impl Pool {
         let capacity = options.queue_capacity.unwrap_or(1024 * workers).max(1);
         Ok(match model {
             Model::Serial => Pool::Serial(SerialPool::new()),
-            Model::Threads => Pool::Threads(ThreadPool::build(workers, capacity, options.gil)),
+            Model::Threads => Pool::Threads(ThreadPool::try_build(workers, capacity, options.gil)?),
             Model::Processes => {
                 let mut builder = ProcessPool::builder()
                     .workers(workers)

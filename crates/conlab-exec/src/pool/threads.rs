@@ -93,17 +93,36 @@ impl fmt::Debug for ThreadPool {
 
 impl ThreadPool {
     /// `workers` threads, a queue of 1024 tasks per worker, no GIL.
+    ///
+    /// # Panics
+    /// When the OS refuses to start a thread, as `std::thread::spawn` does; use
+    /// [`try_build`](Self::try_build) to get an error instead.
     pub fn new(workers: usize) -> Self {
         Self::build(workers, 1024 * workers.max(1), false)
     }
 
     /// `workers` threads that run tasks under one emulated GIL (see [`crate::gil`]).
+    ///
+    /// # Panics
+    /// When the OS refuses to start a thread (see [`try_build`](Self::try_build)).
     pub fn with_gil(workers: usize) -> Self {
         Self::build(workers, 1024 * workers.max(1), true)
     }
 
     /// `workers` threads, a queue of `capacity` tasks, with or without a GIL.
+    ///
+    /// # Panics
+    /// When the OS refuses to start a thread (see [`try_build`](Self::try_build)).
     pub fn build(workers: usize, capacity: usize, gil: bool) -> Self {
+        match Self::try_build(workers, capacity, gil) {
+            Ok(pool) => pool,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Like [`build`](Self::build), but a thread the OS refuses to start is an error (the
+    /// threads already started are stopped again).
+    pub fn try_build(workers: usize, capacity: usize, gil: bool) -> Result<Self, crate::Error> {
         let workers = workers.max(1);
         let (sender, receiver) = crossbeam_channel::bounded(capacity.max(1));
         let shared = Arc::new(Shared {
@@ -113,20 +132,33 @@ impl ThreadPool {
             gil: gil.then(Gil::new),
             submit: CachePadded::new(Submit::default()),
         });
-        let threads = (0..workers)
-            .map(|i| {
-                let shared = shared.clone();
-                std::thread::Builder::new()
-                    .name(format!("conlab-thread-{i}"))
-                    .spawn(move || work(&shared))
-                    .expect("spawning a pool thread (out of threads or memory?)")
-            })
-            .collect();
-        ThreadPool {
+        let mut threads = Vec::with_capacity(workers);
+        for i in 0..workers {
+            let for_thread = shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("conlab-thread-{i}"))
+                .spawn(move || work(&for_thread));
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    let started = ThreadPool {
+                        shared,
+                        threads: Mutex::new(threads),
+                        workers: i,
+                    };
+                    started.shutdown(true, true);
+                    return Err(crate::Error::Worker(format!(
+                        "starting thread {} of {workers}: {e} (too many threads? lower the worker count)",
+                        i + 1
+                    )));
+                }
+            }
+        }
+        Ok(ThreadPool {
             shared,
             threads: Mutex::new(threads),
             workers,
-        }
+        })
     }
 
     /// The pool's GIL, when it has one (its forced-switch count shows the contention).

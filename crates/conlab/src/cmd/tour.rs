@@ -36,7 +36,7 @@ const EXPERIMENTS: [&str; 9] = [
 Experiments: stations, kettle, primes, gil-io, is-prime, costs, atomic, deadlock, crash
 
 Examples:
-  conlab tour                      every experiment (about 10 s on 2 cores)
+  conlab tour                      every experiment (about 3 s on 2 cores)
   conlab tour --only primes        the prime sums under serial, threads, threads --gil,
                                    processes, async and rayon
   conlab tour --json tour.json     also write every figure as JSON")]

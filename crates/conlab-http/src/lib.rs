@@ -12,6 +12,10 @@
 
 pub mod codec;
 pub mod response;
+pub mod server;
+pub mod site;
 
 pub use codec::{CodecError, Limits, Method, Parsed, Request, parse};
 pub use response::{DateCache, Response, write_response};
+pub use server::{Server, ServerConfig, ServerModel};
+pub use site::Site;

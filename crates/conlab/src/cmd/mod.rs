@@ -4,6 +4,7 @@ pub(crate) mod bench;
 mod output;
 pub(crate) mod probe;
 pub(crate) mod run;
+pub(crate) mod serve;
 pub(crate) mod tour;
 
 use std::process::ExitCode;
@@ -20,6 +21,8 @@ pub(crate) enum Command {
     Probe(probe::Args),
     /// Run a command over many inputs, N at a time (GNU parallel's syntax).
     Run(run::Args),
+    /// Serve HTTP under a chosen architecture (threadpool, thread-per-conn, event).
+    Serve(serve::Args),
 }
 
 pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -28,5 +31,6 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::run(&args),
         Command::Probe(args) => probe::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Serve(args) => serve::run(&args),
     }
 }

@@ -1,0 +1,119 @@
+//! `conlab serve`: one HTTP/1.1 server, its architecture chosen by `--model`, so that the
+//! lecture's Apache-vs-nginx comparison has the architecture as its only variable.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use conlab_http::Site;
+use conlab_http::server::{self, Server, ServerConfig, ServerModel};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Endpoints: /hello, /static/PATH (under --root), /cpu?n=N, /sleep?ms=M, /site/N.html, /stats
+
+Examples:
+  conlab serve                                   event loops, one per core, on 127.0.0.1:8080
+  conlab serve --model threadpool --workers 64   Apache's worker MPM, 64 threads
+  conlab serve --model event --reuseport --bind 127.0.0.1:0 --root ./public
+
+SIGINT or SIGTERM: stop accepting, finish in-flight requests, print the counters, exit 0.")]
+pub(crate) struct Args {
+    /// The architecture: threadpool, thread-per-conn or event.
+    #[arg(long, default_value = "event")]
+    model: ServerModel,
+
+    /// Threads (threadpool) or event loops (event); default: one per core (threadpool: 64).
+    #[arg(long)]
+    workers: Option<usize>,
+
+    /// Address to listen on; port 0 picks a free port and prints it.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+
+    /// Serve files under DIR at /static/.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    /// event: one listener per loop with SO_REUSEPORT instead of one shared listener.
+    #[arg(long)]
+    reuseport: bool,
+
+    /// Close idle keep-alive connections after this many seconds.
+    #[arg(long, default_value_t = 10)]
+    idle_timeout_s: u64,
+
+    /// Answer 408 when a request's headers take longer than this many seconds.
+    #[arg(long, default_value_t = 10)]
+    header_timeout_s: u64,
+}
+
+pub(crate) fn run(args: &Args) -> Result<ExitCode> {
+    let cores = conlab_exec::available_cores();
+    let workers = args.workers.unwrap_or(match args.model {
+        ServerModel::Threadpool => 64,
+        _ => cores,
+    });
+    let config = ServerConfig {
+        model: args.model,
+        workers,
+        idle_timeout: Duration::from_secs(args.idle_timeout_s.max(1)),
+        header_timeout: Duration::from_secs(args.header_timeout_s.max(1)),
+        reuseport: args.reuseport,
+        ..ServerConfig::default()
+    };
+    if let Some(root) = &args.root {
+        anyhow::ensure!(
+            root.is_dir(),
+            "--root {} is not a directory",
+            root.display()
+        );
+    }
+    let listener = server::bind(args.bind, args.reuseport).with_context(|| {
+        format!(
+            "listening on {} (in use? try --bind 127.0.0.1:0)",
+            args.bind
+        )
+    })?;
+    let site = Arc::new(Site::new(
+        args.root.clone(),
+        conlab_work::sum_primes,
+        args.model.name(),
+    ));
+    let server = Server::start(listener, site.clone(), config).context("starting the server")?;
+    let listeners = match (args.model, server.listeners()) {
+        (ServerModel::Event, 1) => ", one shared listener",
+        (ServerModel::Event, _) => ", one SO_REUSEPORT listener per loop",
+        _ => "",
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "conlab serve: {} on http://{} ({workers} {}{listeners})",
+        args.model,
+        server.local_addr(),
+        if args.model == ServerModel::Event {
+            "event loops"
+        } else {
+            "workers"
+        },
+    )?;
+    out.flush()?;
+    drop(out);
+    wait_for_signal()?;
+    server.shutdown();
+    println!("conlab serve: stopped after {} requests", site.requests());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn wait_for_signal() -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("installing signal handlers")?;
+    let _ = signals.forever().next();
+    Ok(())
+}

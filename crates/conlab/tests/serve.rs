@@ -1,0 +1,209 @@
+//! Every server model, with real clients: raw sockets (pipelining, adversarial requests,
+//! slowloris), curl, and Python's http.client. Servers bind 127.0.0.1:0 and are stopped by
+//! the test; every loop here is bounded.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use conlab_http::Site;
+use conlab_http::server::{self, Server, ServerConfig, ServerModel};
+
+fn start(model: ServerModel, reuseport: bool) -> (Server, Arc<Site>) {
+    let listener = server::bind("127.0.0.1:0".parse().unwrap(), reuseport).unwrap();
+    let site = Arc::new(Site::new(None, conlab_work::sum_primes, model.name()));
+    let config = ServerConfig {
+        model,
+        workers: 2,
+        reuseport,
+        idle_timeout: Duration::from_secs(5),
+        header_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    (Server::start(listener, site.clone(), config).unwrap(), site)
+}
+
+const MODELS: [(ServerModel, bool); 4] = [
+    (ServerModel::Threadpool, false),
+    (ServerModel::ThreadPerConn, false),
+    (ServerModel::Event, false),
+    (ServerModel::Event, true),
+];
+
+/// Sends `raw`, reads until the server closes (bounded by a 10 s read timeout).
+fn exchange(addr: SocketAddr, raw: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(raw).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn pipelined_keep_alive_requests_get_every_answer_in_order() {
+    for (model, reuseport) in MODELS {
+        let (server, site) = start(model, reuseport);
+        let raw = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\nHEAD /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /cpu?n=1000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let text = exchange(server.local_addr(), raw);
+        assert_eq!(
+            text.matches("HTTP/1.1 200 OK").count(),
+            3,
+            "{model}: {text}"
+        );
+        assert_eq!(
+            text.matches("Hello, World!").count(),
+            1,
+            "{model}: HEAD sends no body: {text}"
+        );
+        assert!(text.ends_with("76127"), "{model}: {text}");
+        for header in ["Server: conlab", "Date: ", "Content-Length: 13"] {
+            assert!(text.contains(header), "{model} lacks {header}");
+        }
+        assert_eq!(site.requests(), 3);
+        server.shutdown();
+    }
+}
+
+#[test]
+fn adversarial_requests_get_their_status_and_the_server_lives_on() {
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"\x00\x01garbage\r\n\r\n".to_vec(), "400"),
+        (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n".to_vec(), "505"),
+        (b"GET / HTTP/1.1\r\n\r\n".to_vec(), "400"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), "400"),
+        (format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n", "a".repeat(9000)).into_bytes(), "431"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n".to_vec(), "413"),
+        (b"DELETE /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), "405"),
+        (b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), "404"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(), "501"),
+        (b"GET /cpu?n=x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), "400"),
+    ];
+    for (model, reuseport) in MODELS {
+        let (server, _) = start(model, reuseport);
+        for (raw, status) in &cases {
+            let text = exchange(server.local_addr(), raw);
+            assert!(
+                text.starts_with(&format!("HTTP/1.1 {status} ")),
+                "{model}: expected {status}, got {text:?}"
+            );
+        }
+        let alive = exchange(server.local_addr(), b"GET /hello HTTP/1.0\r\n\r\n");
+        assert!(alive.contains("Hello, World!"), "{model} stopped serving");
+        server.shutdown();
+    }
+}
+
+#[test]
+fn a_slow_client_gets_408_instead_of_pinning_a_worker() {
+    for (model, reuseport) in MODELS {
+        let (server, _) = start(model, reuseport);
+        let started = std::time::Instant::now();
+        let text = exchange(
+            server.local_addr(),
+            b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow",
+        );
+        assert!(text.starts_with("HTTP/1.1 408 "), "{model}: {text:?}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{model}");
+        server.shutdown();
+    }
+}
+
+#[test]
+fn curl_and_python_http_client_are_answered() {
+    for (model, reuseport) in MODELS {
+        let (server, site) = start(model, reuseport);
+        let url = format!("http://{}/site/3.html", server.local_addr());
+        let curl = Command::new("curl")
+            .args(["-s", "-f", &url])
+            .output()
+            .expect("curl is installed");
+        assert!(
+            String::from_utf8_lossy(&curl.stdout).contains("<title>Page 3</title>"),
+            "{model}"
+        );
+        let script = format!(
+            "import http.client\nc = http.client.HTTPConnection('127.0.0.1', {})\n\
+             for p in ['/hello', '/sleep?ms=5', '/hello']:\n    c.request('GET', p)\n    r = c.getresponse()\n    print(r.status, r.read().decode())\n",
+            server.local_addr().port()
+        );
+        let py = Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .expect("python3 is installed");
+        let text = String::from_utf8_lossy(&py.stdout);
+        assert_eq!(
+            text.matches("200 Hello, World!").count(),
+            2,
+            "{model}: {text} {}",
+            String::from_utf8_lossy(&py.stderr)
+        );
+        assert!(text.contains("200 slept 5 ms"), "{model}: {text}");
+        assert_eq!(site.requests(), 4, "{model}: /stats counts what was served");
+        server.shutdown();
+    }
+}
+
+#[test]
+fn shutdown_finishes_the_request_in_flight() {
+    for (model, reuseport) in MODELS {
+        let (server, site) = start(model, reuseport);
+        let addr = server.local_addr();
+        let client = std::thread::spawn(move || {
+            exchange(addr, b"GET /sleep?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n")
+        });
+        // Wait until the server is handling it (polling a counter, bounded to 10 s).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while site.started() == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{model}: the request never arrived"
+            );
+            std::thread::yield_now();
+        }
+        server.shutdown();
+        let text = client.join().unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 200 ") && text.contains("slept 300 ms"),
+            "{model}: {text:?}"
+        );
+        assert!(
+            text.contains("Connection: close"),
+            "{model}: the server says it is closing"
+        );
+    }
+}
+
+#[test]
+fn the_serve_command_prints_its_port_and_stops_cleanly_on_sigterm() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_conlab"))
+        .args([
+            "serve",
+            "--model",
+            "threadpool",
+            "--workers",
+            "2",
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = lines.next().unwrap().unwrap();
+    let addr: SocketAddr = banner
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    assert!(exchange(addr, b"GET /hello HTTP/1.0\r\n\r\n").contains("Hello, World!"));
+    // SAFETY: `kill` has no memory-safety preconditions; the pid is our own child's.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    let last = lines.next().unwrap().unwrap();
+    assert!(last.contains("stopped after 1 requests"), "{last}");
+}

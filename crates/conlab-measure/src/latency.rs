@@ -49,6 +49,24 @@ impl LatencyRecorder {
         self.histogram.len()
     }
 
+    /// The value at quantile `q` (0.0 to 1.0), in microseconds; 0 when empty.
+    pub fn quantile(&self, q: f64) -> u64 {
+        if self.histogram.is_empty() {
+            0
+        } else {
+            self.histogram.value_at_quantile(q)
+        }
+    }
+
+    /// The standard deviation, in microseconds.
+    pub fn stdev(&self) -> f64 {
+        if self.histogram.is_empty() {
+            0.0
+        } else {
+            self.histogram.stdev()
+        }
+    }
+
     /// p50, p90, p99, p99.9, max and mean, in microseconds.
     pub fn percentiles(&self) -> Percentiles {
         let h = &self.histogram;

@@ -1,6 +1,7 @@
 //! The subcommands, one module each.
 
 pub(crate) mod bench;
+pub(crate) mod load;
 mod output;
 pub(crate) mod probe;
 pub(crate) mod run;
@@ -23,6 +24,8 @@ pub(crate) enum Command {
     Run(run::Args),
     /// Serve HTTP under a chosen architecture (threadpool, thread-per-conn, event).
     Serve(serve::Args),
+    /// Load an HTTP server, like wrk (closed loop) or wrk2 (--rate, open loop).
+    Load(load::Args),
 }
 
 pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -32,5 +35,6 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Probe(args) => probe::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Load(args) => load::run(&args),
     }
 }

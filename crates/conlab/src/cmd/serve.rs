@@ -66,6 +66,10 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         reuseport: args.reuseport,
         ..ServerConfig::default()
     };
+    // Before the banner: once it says where we listen, a SIGTERM must find its handler.
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("installing signal handlers")?;
     if let Some(root) = &args.root {
         anyhow::ensure!(
             root.is_dir(),
@@ -104,16 +108,8 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     )?;
     out.flush()?;
     drop(out);
-    wait_for_signal()?;
+    let _ = signals.forever().next();
     server.shutdown();
     println!("conlab serve: stopped after {} requests", site.requests());
     Ok(ExitCode::SUCCESS)
-}
-
-fn wait_for_signal() -> Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .context("installing signal handlers")?;
-    let _ = signals.forever().next();
-    Ok(())
 }

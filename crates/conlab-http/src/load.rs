@@ -1,0 +1,456 @@
+//! The load generator (`conlab load`): wrk's closed loop and wrk2's open loop, on event
+//! loops.
+//!
+//! - **Closed loop**: `connections` connections, each sending its next request (or batch of
+//!   `pipeline` requests) as soon as the previous answer arrives, for a duration or a
+//!   number of requests. Throughput is whatever the server sustains.
+//! - **Open loop** (`rate`): requests are *scheduled* at a constant total rate, spread over
+//!   the connections. When the server stalls, a closed loop stops sending and so never
+//!   measures the requests that would have queued up (coordinated omission). Here a
+//!   request's latency is measured from the time it *should* have been sent: the corrected
+//!   latency. The uncorrected one (from the actual send) is reported beside it, so the gap
+//!   is visible.
+//!
+//! Each of `threads` OS threads runs a current-thread tokio loop with its share of the
+//! connections; requests are serialised once; responses are parsed with httparse; latencies
+//! go to HdrHistograms (fixed memory however long the run), merged at the end.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use conlab_measure::LatencyRecorder;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Where to send requests: an `http://host:port/path` URL, taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `host:port` to connect to.
+    pub authority: String,
+    /// The `Host` header.
+    pub host: String,
+    /// Path and query.
+    pub path: String,
+}
+
+/// A URL that is not `http://HOST[:PORT][/PATH]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad URL `{0}`: expected http://HOST[:PORT][/PATH] (https is not supported)")]
+pub struct UrlError(pub String);
+
+impl Target {
+    /// Parses `http://host:port/path?query`.
+    pub fn parse(url: &str) -> Result<Target, UrlError> {
+        let err = || UrlError(url.to_string());
+        let rest = url.strip_prefix("http://").ok_or_else(err)?;
+        let (host, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if host.is_empty() || host.contains(['@', ' ']) {
+            return Err(err());
+        }
+        let authority = if host
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            host.to_string()
+        } else {
+            format!("{host}:80")
+        };
+        Ok(Target {
+            authority,
+            host: host.to_string(),
+            path: path.to_string(),
+        })
+    }
+}
+
+/// How to load a server.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// The target.
+    pub target: Target,
+    /// Open connections.
+    pub connections: usize,
+    /// Event-loop threads.
+    pub threads: usize,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Stop after this many responses.
+    pub requests: Option<u64>,
+    /// Open loop: this many requests per second in all.
+    pub rate: Option<f64>,
+    /// Requests in flight per connection (sent in one write).
+    pub pipeline: usize,
+    /// A response slower than this is a timeout error.
+    pub timeout: Duration,
+    /// The method.
+    pub method: String,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// A request body.
+    pub body: Option<Vec<u8>>,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+pub struct LoadResult {
+    /// Responses received (any status).
+    pub requests: u64,
+    /// Responses with a 2xx status.
+    pub successes: u64,
+    /// Wall time of the run.
+    pub duration: Duration,
+    /// Response bytes read (headers and bodies).
+    pub bytes: u64,
+    /// Latency: from the intended send time in open-loop runs, from the send otherwise.
+    pub latency: LatencyRecorder,
+    /// Open loop only: latency from the actual send.
+    pub uncorrected: Option<LatencyRecorder>,
+    /// Responses by status code.
+    pub status: BTreeMap<u16, u64>,
+    /// Errors by kind: connect, read, write, timeout, parse.
+    pub errors: BTreeMap<&'static str, u64>,
+}
+
+struct Shared {
+    config: LoadConfig,
+    request: Vec<u8>,
+    /// Requests still to send in `-n` mode (decremented before sending).
+    budget: AtomicU64,
+    stop: AtomicBool,
+    /// Responses received so far, for progress.
+    done: AtomicU64,
+}
+
+#[derive(Default)]
+struct Tally {
+    requests: u64,
+    successes: u64,
+    bytes: u64,
+    latency: LatencyRecorder,
+    uncorrected: LatencyRecorder,
+    status: BTreeMap<u16, u64>,
+    errors: BTreeMap<&'static str, u64>,
+}
+
+impl Tally {
+    fn merge(&mut self, other: Tally) {
+        self.requests += other.requests;
+        self.successes += other.successes;
+        self.bytes += other.bytes;
+        self.latency.merge(&other.latency);
+        self.uncorrected.merge(&other.uncorrected);
+        for (k, v) in other.status {
+            *self.status.entry(k).or_default() += v;
+        }
+        for (k, v) in other.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+    }
+
+    fn error(&mut self, kind: &'static str) {
+        *self.errors.entry(kind).or_default() += 1;
+    }
+}
+
+/// A handle on a running load, for progress.
+#[derive(Clone)]
+pub struct Progress(Arc<Shared>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress")
+            .field("done", &self.done())
+            .finish()
+    }
+}
+
+impl Progress {
+    /// Responses received so far.
+    pub fn done(&self) -> u64 {
+        self.0.done.load(Ordering::Relaxed)
+    }
+}
+
+fn serialise(config: &LoadConfig) -> Vec<u8> {
+    let mut req = format!(
+        "{} {} HTTP/1.1\r\nHost: {}\r\n",
+        config.method, config.target.path, config.target.host
+    );
+    for (k, v) in &config.headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(body) = &config.body {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    if let Some(body) = &config.body {
+        bytes.extend_from_slice(body);
+    }
+    bytes
+}
+
+/// Runs the load; `on_start` gets a progress handle once the threads are running.
+pub fn run(config: LoadConfig, on_start: impl FnOnce(Progress)) -> LoadResult {
+    let threads = config.threads.clamp(1, config.connections.max(1));
+    let shared = Arc::new(Shared {
+        request: serialise(&config),
+        budget: AtomicU64::new(config.requests.unwrap_or(u64::MAX)),
+        stop: AtomicBool::new(false),
+        done: AtomicU64::new(0),
+        config,
+    });
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let shared = shared.clone();
+            let connections = (shared.config.connections + threads - 1 - t) / threads;
+            std::thread::spawn(move || run_thread(&shared, connections, t, threads, start))
+        })
+        .collect();
+    on_start(Progress(shared.clone()));
+    let mut total = Tally::default();
+    for h in handles {
+        if let Ok(t) = h.join() {
+            total.merge(t);
+        }
+    }
+    LoadResult {
+        requests: total.requests,
+        successes: total.successes,
+        duration: start.elapsed(),
+        bytes: total.bytes,
+        latency: total.latency,
+        uncorrected: shared.config.rate.map(|_| total.uncorrected),
+        status: total.status,
+        errors: total.errors,
+    }
+}
+
+fn run_thread(
+    shared: &Arc<Shared>,
+    connections: usize,
+    thread: usize,
+    threads: usize,
+    start: Instant,
+) -> Tally {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return Tally::default();
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        let mut tasks = Vec::new();
+        for c in 0..connections {
+            let shared = shared.clone();
+            // Spread open-loop start times over the connections so they do not fire together.
+            let index = c * threads + thread;
+            tasks.push(tokio::task::spawn_local(async move {
+                connection(&shared, index, start).await
+            }));
+        }
+        let mut total = Tally::default();
+        for t in tasks {
+            if let Ok(tally) = t.await {
+                total.merge(tally);
+            }
+        }
+        total
+    })
+}
+
+/// Takes one request from the `-n` budget; false when it is spent or the run is over.
+fn take(shared: &Shared, start: Instant) -> bool {
+    if shared.stop.load(Ordering::Relaxed) {
+        return false;
+    }
+    if shared.config.duration.is_some_and(|d| start.elapsed() >= d) {
+        shared.stop.store(true, Ordering::Relaxed);
+        return false;
+    }
+    shared
+        .budget
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| b.checked_sub(1))
+        .is_ok()
+}
+
+async fn connection(shared: &Shared, index: usize, start: Instant) -> Tally {
+    let mut tally = Tally::default();
+    let config = &shared.config;
+    let per_connection = config.rate.map(|r| r / config.connections.max(1) as f64);
+    let interval = per_connection.map(|r| Duration::from_secs_f64(1.0 / r.max(1e-9)));
+    // Open loop: the k-th request of this connection is due at first_due + k * interval.
+    let first_due = start
+        + interval.map_or(Duration::ZERO, |i| {
+            i.mul_f64(index as f64 / config.connections.max(1) as f64)
+        });
+    let mut sent: u64 = 0;
+    'reconnect: loop {
+        if shared.stop.load(Ordering::Relaxed) || shared.budget.load(Ordering::Acquire) == 0 {
+            return tally;
+        }
+        let stream = match tokio::time::timeout(
+            config.timeout,
+            tokio::net::TcpStream::connect(&config.target.authority),
+        )
+        .await
+        {
+            Ok(Ok(s)) => s,
+            _ => {
+                tally.error("connect");
+                if shared.config.duration.is_some_and(|d| start.elapsed() >= d) {
+                    return tally;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue 'reconnect;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let mut stream = stream;
+        let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            // How many to send now: a pipeline's worth, as far as the budget allows.
+            let mut batch = 0;
+            while batch < config.pipeline.max(1) && take(shared, start) {
+                batch += 1;
+            }
+            if batch == 0 {
+                return tally;
+            }
+            let due = interval.map(|i| first_due + i.mul_f64(sent as f64));
+            if let Some(due) = due {
+                tokio::time::sleep_until(due.into()).await;
+            }
+            let mut out = Vec::with_capacity(shared.request.len() * batch);
+            for _ in 0..batch {
+                out.extend_from_slice(&shared.request);
+            }
+            let sent_at = Instant::now();
+            sent += batch as u64;
+            if stream.write_all(&out).await.is_err() {
+                tally.error("write");
+                continue 'reconnect;
+            }
+            let mut answered = 0;
+            while answered < batch {
+                match parse_response(&buf) {
+                    Some(Ok((status, len, close))) => {
+                        buf.drain(..len);
+                        answered += 1;
+                        let now = Instant::now();
+                        tally.requests += 1;
+                        tally.bytes += len as u64;
+                        if (200..300).contains(&status) {
+                            tally.successes += 1;
+                        }
+                        *tally.status.entry(status).or_default() += 1;
+                        tally
+                            .latency
+                            .record(now.duration_since(due.unwrap_or(sent_at)));
+                        if due.is_some() {
+                            tally.uncorrected.record(now.duration_since(sent_at));
+                        }
+                        shared.done.fetch_add(1, Ordering::Relaxed);
+                        if close {
+                            continue 'reconnect;
+                        }
+                        continue;
+                    }
+                    Some(Err(())) => {
+                        tally.error("parse");
+                        continue 'reconnect;
+                    }
+                    None => {}
+                }
+                match tokio::time::timeout(config.timeout, stream.read(&mut chunk)).await {
+                    Ok(Ok(0)) => {
+                        tally.error("read");
+                        continue 'reconnect;
+                    }
+                    Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+                    Ok(Err(_)) => {
+                        tally.error("read");
+                        continue 'reconnect;
+                    }
+                    Err(_) => {
+                        tally.error("timeout");
+                        continue 'reconnect;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One response at the front of `buf`: `(status, bytes, connection closes)`, `None` when
+/// incomplete, `Err` when malformed. Bodies by Content-Length (or none, for 1xx/204/304).
+fn parse_response(buf: &[u8]) -> Option<Result<(u16, usize, bool), ()>> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    let header_len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return None,
+        Err(_) => return Some(Err(())),
+    };
+    let status = resp.code.unwrap_or(0);
+    let mut length = 0usize;
+    let mut close = false;
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            match std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+            {
+                Some(n) => length = n,
+                None => return Some(Err(())),
+            }
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            close = h.value.eq_ignore_ascii_case(b"close");
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            // Not needed against conlab or nginx's /hello; refuse rather than misread.
+            return Some(Err(()));
+        }
+    }
+    if buf.len() < header_len + length {
+        return None;
+    }
+    Some(Ok((status, header_len + length, close)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_taken_apart() {
+        let t = Target::parse("http://127.0.0.1:8080/hello?x=1").unwrap();
+        assert_eq!(
+            (t.authority.as_str(), t.host.as_str(), t.path.as_str()),
+            ("127.0.0.1:8080", "127.0.0.1:8080", "/hello?x=1")
+        );
+        assert_eq!(
+            Target::parse("http://localhost").unwrap().authority,
+            "localhost:80"
+        );
+        assert!(Target::parse("https://x/").is_err());
+        assert!(Target::parse("http:///x").is_err());
+    }
+
+    #[test]
+    fn responses_are_framed_by_content_length() {
+        let two = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let (status, len, close) = parse_response(two).unwrap().unwrap();
+        assert_eq!((status, close), (200, false));
+        let (status, _, close) = parse_response(&two[len..]).unwrap().unwrap();
+        assert_eq!((status, close), (404, true));
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhi").is_none());
+        assert!(parse_response(b"garbage\r\n\r\n").unwrap().is_err());
+    }
+}

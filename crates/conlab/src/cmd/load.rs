@@ -1,0 +1,324 @@
+//! `conlab load URL`: an HTTP load generator with wrk's flags (closed loop) and wrk2's
+//! `--rate` (open loop, coordinated omission corrected); prints like wrk, `--json` for
+//! scripts. The engine is `conlab_http::load`.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use conlab_http::load::{self, LoadConfig, LoadResult, Target};
+use conlab_measure::LatencyRecorder;
+use conlab_measure::{ExportManager, Format};
+use serde::Serialize;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  conlab load -c 50 -t 1 -d 10s http://127.0.0.1:8080/hello        closed loop, like wrk
+  conlab load -c 50 --rate 20000 -d 30s http://127.0.0.1:8080/hello  open loop, like wrk2
+  conlab load -n 100000 --pipeline 16 http://127.0.0.1:8080/hello   pipelined
+  conlab load -d 5s --json - http://127.0.0.1:8080/sleep?ms=10       JSON on stdout
+
+Exit status: 0 when every response was 2xx and there were no errors, 1 otherwise.")]
+pub(crate) struct Args {
+    /// The URL: http://HOST[:PORT][/PATH].
+    url: String,
+
+    /// Connections to keep open.
+    #[arg(short = 'c', long, default_value_t = 10)]
+    connections: usize,
+
+    /// Event-loop threads.
+    #[arg(short = 't', long, default_value_t = 1)]
+    threads: usize,
+
+    /// Run for this long (10s, 1m); the default when -n is not given is 10s.
+    #[arg(short = 'd', long)]
+    duration: Option<String>,
+
+    /// Stop after this many requests.
+    #[arg(short = 'n', long)]
+    requests: Option<u64>,
+
+    /// Open loop: this many requests per second in all (latency from the intended send time).
+    #[arg(short = 'R', long)]
+    rate: Option<f64>,
+
+    /// Requests in flight per connection, sent in one write.
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
+
+    /// A response slower than this counts as a timeout error.
+    #[arg(long, default_value = "2s")]
+    timeout: String,
+
+    /// Extra header, "Name: value" (repeatable).
+    #[arg(short = 'H', long = "header")]
+    headers: Vec<String>,
+
+    /// The method.
+    #[arg(short = 'm', long, default_value = "GET")]
+    method: String,
+
+    /// A request body.
+    #[arg(long)]
+    body: Option<String>,
+
+    /// Write the results as JSON to FILE (`-`: stdout, instead of the text).
+    #[arg(long, value_name = "FILE")]
+    json: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Latency {
+    mean: f64,
+    stdev: f64,
+    p50: u64,
+    p75: u64,
+    p90: u64,
+    p99: u64,
+    p999: u64,
+    p9999: u64,
+    max: u64,
+}
+
+impl Latency {
+    fn of(r: &LatencyRecorder) -> Self {
+        let p = r.percentiles();
+        Latency {
+            mean: p.mean,
+            stdev: r.stdev(),
+            p50: p.p50,
+            p75: r.quantile(0.75),
+            p90: p.p90,
+            p99: p.p99,
+            p999: p.p999,
+            p9999: r.quantile(0.9999),
+            max: p.max,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct LoadReport {
+    schema: &'static str,
+    url: String,
+    connections: usize,
+    threads: usize,
+    pipeline: usize,
+    rate: Option<f64>,
+    requests: u64,
+    successes: u64,
+    duration_s: f64,
+    requests_per_s: f64,
+    successes_per_s: f64,
+    bytes_per_s: f64,
+    latency_us: Latency,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uncorrected_latency_us: Option<Latency>,
+    status: BTreeMap<String, u64>,
+    errors: BTreeMap<String, u64>,
+}
+
+impl conlab_measure::Tabular for LoadReport {
+    fn tables(&self) -> Vec<conlab_measure::Table> {
+        Vec::new()
+    }
+}
+
+fn duration(text: &str) -> Result<Duration> {
+    if let Ok(secs) = text.parse::<f64>()
+        && secs.is_finite()
+        && secs > 0.0
+    {
+        return Ok(Duration::from_secs_f64(secs));
+    }
+    conlab_work::workload::parse_duration(text)
+        .map_err(|e| anyhow::anyhow!("bad duration `{text}`: {e}"))
+}
+
+pub(crate) fn run(args: &Args) -> Result<ExitCode> {
+    let target = Target::parse(&args.url)?;
+    if args.connections == 0 || args.threads == 0 || args.pipeline == 0 {
+        bail!("-c, -t and --pipeline must be at least 1");
+    }
+    if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        bail!("--rate must be a positive number of requests per second");
+    }
+    let headers = args
+        .headers
+        .iter()
+        .map(|h| {
+            h.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .with_context(|| format!("bad header `{h}`: write \"Name: value\""))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let run_for = match (&args.duration, args.requests) {
+        (Some(d), _) => Some(duration(d)?),
+        (None, Some(_)) => None,
+        (None, None) => Some(Duration::from_secs(10)),
+    };
+    let mut exports = ExportManager::create(
+        &args
+            .json
+            .iter()
+            .map(|p| (Format::Json, p.clone()))
+            .collect::<Vec<_>>(),
+    )
+    .context("opening the JSON file")?;
+    let config = LoadConfig {
+        target,
+        connections: args.connections,
+        threads: args.threads,
+        duration: run_for,
+        requests: args.requests,
+        rate: args.rate,
+        pipeline: args.pipeline,
+        timeout: duration(&args.timeout)?,
+        method: args.method.clone(),
+        headers,
+        body: args.body.clone().map(String::into_bytes),
+    };
+    let text = !exports.uses_stdout();
+    if text {
+        println!(
+            "Running {} test @ {}\n  {} threads and {} connections{}",
+            run_for.map_or_else(
+                || format!("{} requests", args.requests.unwrap_or(0)),
+                |d| format!("{d:?}")
+            ),
+            args.url,
+            args.threads,
+            args.connections,
+            args.rate
+                .map_or(String::new(), |r| format!(", {r} requests/s (open loop)")),
+        );
+    }
+    let live = text && std::io::stderr().is_terminal();
+    let result = load::run(config, |progress| {
+        if live {
+            std::thread::spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_millis(250));
+                    eprint!("\r  {} responses", progress.done());
+                }
+            });
+        }
+    });
+    if live {
+        eprint!("\r\x1b[K");
+    }
+    let report = report(args, &result);
+    if text {
+        print_like_wrk(&report)?;
+    }
+    exports.write(&report)?;
+    let clean =
+        report.errors.is_empty() && report.successes == report.requests && report.requests > 0;
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn report(args: &Args, r: &LoadResult) -> LoadReport {
+    let secs = r.duration.as_secs_f64().max(1e-9);
+    LoadReport {
+        schema: "conlab.load/1",
+        url: args.url.clone(),
+        connections: args.connections,
+        threads: args.threads,
+        pipeline: args.pipeline,
+        rate: args.rate,
+        requests: r.requests,
+        successes: r.successes,
+        duration_s: secs,
+        requests_per_s: r.requests as f64 / secs,
+        successes_per_s: r.successes as f64 / secs,
+        bytes_per_s: r.bytes as f64 / secs,
+        latency_us: Latency::of(&r.latency),
+        uncorrected_latency_us: r.uncorrected.as_ref().map(Latency::of),
+        status: r.status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        errors: r
+            .errors
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), *v))
+            .collect(),
+    }
+}
+
+fn ms(us: f64) -> String {
+    if us >= 1000.0 {
+        format!("{:.2}ms", us / 1000.0)
+    } else {
+        format!("{us:.2}us")
+    }
+}
+
+fn print_like_wrk(r: &LoadReport) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let l = &r.latency_us;
+    writeln!(out, "  Thread Stats   Avg      Stdev     Max")?;
+    writeln!(
+        out,
+        "    Latency   {:>8}  {:>8}  {:>8}",
+        ms(l.mean),
+        ms(l.stdev),
+        ms(l.max as f64)
+    )?;
+    writeln!(
+        out,
+        "  Latency Distribution{}",
+        if r.rate.is_some() {
+            " (corrected: from the intended send time)"
+        } else {
+            ""
+        }
+    )?;
+    for (name, v) in [
+        ("50%", l.p50),
+        ("75%", l.p75),
+        ("90%", l.p90),
+        ("99%", l.p99),
+        ("99.9%", l.p999),
+        ("99.99%", l.p9999),
+    ] {
+        writeln!(out, "   {name:>6}  {:>9}", ms(v as f64))?;
+    }
+    if let Some(u) = &r.uncorrected_latency_us {
+        writeln!(
+            out,
+            "  Uncorrected (from the actual send): 50% {}  99% {}  max {}",
+            ms(u.p50 as f64),
+            ms(u.p99 as f64),
+            ms(u.max as f64)
+        )?;
+    }
+    writeln!(
+        out,
+        "  {} requests in {:.2}s, {:.2}MB read",
+        r.requests,
+        r.duration_s,
+        r.bytes_per_s * r.duration_s / 1e6
+    )?;
+    let statuses: Vec<String> = r.status.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    writeln!(out, "  Status codes: {}", statuses.join(", "))?;
+    if !r.errors.is_empty() {
+        let errors: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        writeln!(out, "  Socket errors: {}", errors.join(", "))?;
+    }
+    if r.successes != r.requests {
+        writeln!(out, "  Non-2xx responses: {}", r.requests - r.successes)?;
+    }
+    writeln!(
+        out,
+        "Requests/sec: {:>10.2}  (2xx: {:.2})",
+        r.requests_per_s, r.successes_per_s
+    )?;
+    writeln!(out, "Transfer/sec: {:>10.2}MB", r.bytes_per_s / 1e6)?;
+    Ok(())
+}

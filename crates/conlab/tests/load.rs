@@ -1,0 +1,131 @@
+//! `conlab load` through the binary against conlab's own server: the request count must be
+//! the server's own count (`/stats`), pipelined or not, closed or open loop; errors are
+//! counted by kind. Every run is bounded by -n or a short -d.
+
+use std::process::Command;
+use std::sync::Arc;
+
+use conlab_http::Site;
+use conlab_http::server::{self, Server, ServerConfig, ServerModel};
+
+fn start(model: ServerModel) -> (Server, Arc<Site>) {
+    let listener = server::bind("127.0.0.1:0".parse().unwrap(), false).unwrap();
+    let site = Arc::new(Site::new(None, conlab_work::sum_primes, model.name()));
+    let config = ServerConfig {
+        model,
+        workers: 2,
+        ..ServerConfig::default()
+    };
+    (Server::start(listener, site.clone(), config).unwrap(), site)
+}
+
+fn load(args: &[&str]) -> (bool, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_conlab"))
+        .arg("load")
+        .args(args)
+        .args(["--json", "-"])
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {} / {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), report)
+}
+
+#[test]
+fn the_request_count_is_the_servers_own() {
+    for model in [ServerModel::Event, ServerModel::Threadpool] {
+        let (server, site) = start(model);
+        let url = format!("http://{}/hello", server.local_addr());
+        let (ok, r) = load(&["-n", "2000", "-c", "8", "-t", "2", &url]);
+        assert!(ok, "{r}");
+        assert_eq!(r["requests"], 2000);
+        assert_eq!(r["status"]["200"], 2000);
+        let (ok, r) = load(&["-n", "1600", "-c", "4", "--pipeline", "16", &url]);
+        assert!(ok, "{r}");
+        assert_eq!(r["requests"], 1600);
+        assert_eq!(
+            site.requests(),
+            3600,
+            "{model}: the server saw exactly what the generator counted"
+        );
+        for key in [
+            "mean", "stdev", "p50", "p75", "p90", "p99", "p999", "p9999", "max",
+        ] {
+            assert!(r["latency_us"].get(key).is_some(), "latency_us lacks {key}");
+        }
+        for key in ["requests_per_s", "bytes_per_s", "duration_s", "errors"] {
+            assert!(r.get(key).is_some(), "the report lacks {key}");
+        }
+        server.shutdown();
+    }
+}
+
+#[test]
+fn an_open_loop_sends_at_the_rate_and_reports_both_latencies() {
+    let (server, site) = start(ServerModel::Event);
+    let url = format!("http://{}/sleep?ms=2", server.local_addr());
+    let (ok, r) = load(&["--rate", "200", "-d", "1s", "-c", "4", &url]);
+    assert!(ok, "{r}");
+    let requests = r["requests"].as_u64().unwrap();
+    assert_eq!(requests, site.requests());
+    // 200/s for 1 s: the schedule, not the server, decides how many are sent.
+    assert!((150..=250).contains(&requests), "{requests}");
+    let corrected = r["latency_us"]["p50"].as_u64().unwrap();
+    let uncorrected = r["uncorrected_latency_us"]["p50"].as_u64().unwrap();
+    assert!(
+        corrected >= 2000 && uncorrected >= 2000,
+        "a 2 ms wait is inside every latency"
+    );
+    server.shutdown();
+}
+
+#[test]
+fn errors_and_non_2xx_are_reported_and_fail_the_exit_status() {
+    let (server, _) = start(ServerModel::Event);
+    let (ok, r) = load(&[
+        "-n",
+        "20",
+        "-c",
+        "2",
+        &format!("http://{}/missing", server.local_addr()),
+    ]);
+    assert!(!ok);
+    assert_eq!(r["status"]["404"], 20);
+    assert_eq!(r["successes"], 0);
+    let addr = server.local_addr();
+    server.shutdown();
+    let (ok, r) = load(&[
+        "-d",
+        "300ms",
+        "-c",
+        "1",
+        "--timeout",
+        "200ms",
+        &format!("http://{addr}/hello"),
+    ]);
+    assert!(!ok);
+    assert!(r["errors"]["connect"].as_u64().unwrap_or(0) > 0, "{r}");
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    for args in [
+        vec!["https://x/"],
+        vec!["-c", "0", "http://127.0.0.1:1/"],
+        vec!["--rate=0", "http://127.0.0.1:1/"],
+        vec!["-H", "nocolon", "http://127.0.0.1:1/"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_conlab"))
+            .arg("load")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(!out.stderr.is_empty());
+    }
+}

@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use conlab_http::load::{self, LoadConfig, LoadResult, Target};
 use conlab_measure::LatencyRecorder;
-use conlab_measure::{ExportManager, Format};
 use serde::Serialize;
+
+use super::output::{duration, json_only};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -128,17 +129,6 @@ impl conlab_measure::Tabular for LoadReport {
     }
 }
 
-fn duration(text: &str) -> Result<Duration> {
-    if let Ok(secs) = text.parse::<f64>()
-        && secs.is_finite()
-        && secs > 0.0
-    {
-        return Ok(Duration::from_secs_f64(secs));
-    }
-    conlab_work::workload::parse_duration(text)
-        .map_err(|e| anyhow::anyhow!("bad duration `{text}`: {e}"))
-}
-
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let target = Target::parse(&args.url)?;
     if args.connections == 0 || args.threads == 0 || args.pipeline == 0 {
@@ -157,18 +147,13 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         })
         .collect::<Result<Vec<_>>>()?;
     let run_for = match (&args.duration, args.requests) {
-        (Some(d), _) => Some(duration(d)?),
+        (Some(d), _) => Some(duration(d)?)
+            .filter(|d| !d.is_zero())
+            .or(Some(Duration::from_millis(1))),
         (None, Some(_)) => None,
         (None, None) => Some(Duration::from_secs(10)),
     };
-    let mut exports = ExportManager::create(
-        &args
-            .json
-            .iter()
-            .map(|p| (Format::Json, p.clone()))
-            .collect::<Vec<_>>(),
-    )
-    .context("opening the JSON file")?;
+    let mut exports = json_only(args.json.as_ref())?;
     let config = LoadConfig {
         target,
         connections: args.connections,

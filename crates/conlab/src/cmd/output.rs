@@ -1,5 +1,5 @@
-//! What every reporting command shares: the `--json/--csv/--markdown FILE` flags, whether
-//! the terminal gets colour, and printing a report.
+//! What the commands share: the `--json/--csv/--markdown FILE` flags, whether the terminal
+//! gets colour, printing a report, and reading durations.
 
 use std::io::{IsTerminal, Write};
 
@@ -33,6 +33,28 @@ impl ExportArgs {
         .collect();
         ExportManager::create(&targets).context("opening the export files")
     }
+}
+
+/// An export manager for `--json FILE` alone (commands that print their own text).
+pub(crate) fn json_only(path: Option<&String>) -> Result<ExportManager> {
+    let targets: Vec<(Format, String)> = path
+        .map(|p| (Format::Json, p.clone()))
+        .into_iter()
+        .collect();
+    ExportManager::create(&targets).context("opening the JSON file")
+}
+
+/// A duration as GNU parallel and wrk take them: plain seconds (`30`, `0.5`) or with a unit
+/// (`200ms`, `2m`).
+pub(crate) fn duration(text: &str) -> Result<std::time::Duration> {
+    if let Ok(secs) = text.trim().parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Ok(std::time::Duration::from_secs_f64(secs));
+    }
+    conlab_work::workload::parse_duration(text)
+        .map_err(|e| anyhow::anyhow!("bad duration `{text}`: {e}"))
 }
 
 /// Colour on standard output: only on a terminal, never with `NO_COLOR` set.

@@ -15,6 +15,8 @@ use conlab_run::{Halt, Options, Output, Resume, Stop, Template};
 use conlab_work::{Job, Workload};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::output::duration;
+
 pub(crate) const AFTER_HELP: &str = "\
 Input sources (after the command; several give every combination, the first varying slowest):
   ::: a b c         the values a, b, c
@@ -130,18 +132,6 @@ pub(crate) struct Args {
     /// The command, then the input sources.
     #[arg(trailing_var_arg = true, value_name = "COMMAND [:::|:::: ...]")]
     rest: Vec<String>,
-}
-
-/// `30`, `1.5` (seconds, as GNU parallel takes them) or `200ms`, `2m`.
-fn duration(text: &str) -> Result<Duration> {
-    if let Ok(secs) = text.trim().parse::<f64>()
-        && secs.is_finite()
-        && secs >= 0.0
-    {
-        return Ok(Duration::from_secs_f64(secs));
-    }
-    conlab_work::workload::parse_duration(text)
-        .map_err(|e| anyhow::anyhow!("bad duration `{text}`: {e}"))
 }
 
 fn jobs(spec: Option<&str>) -> Result<usize> {

@@ -14,8 +14,8 @@ use anyhow::{Context, Result};
 use conlab_exec::{
     Error, Executor, Model, Pool, PoolOptions, ProcessPool, TaskHandle, ThreadPool, available_cores,
 };
+use conlab_measure::Tabular;
 use conlab_measure::report::{Cell, Column, Table};
-use conlab_measure::{ExportManager, Format, Tabular};
 use conlab_work::diagnostic::{Crash, Double};
 use conlab_work::primes::{LECTURE_PRIMES, LECTURE_SUMS};
 use conlab_work::probe::Budget;
@@ -23,7 +23,7 @@ use conlab_work::runner::{self, RunConfig};
 use conlab_work::{IsPrime, Primes, Workload, stations};
 use serde::Serialize;
 
-use super::output::color;
+use super::output::{color, json_only};
 use super::probe::ProbeReport;
 
 /// The experiments, in the lecture's order.
@@ -103,14 +103,7 @@ impl Tabular for TourReport {
 }
 
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
-    let mut exports = ExportManager::create(
-        &args
-            .json
-            .iter()
-            .map(|p| (Format::Json, p.clone()))
-            .collect::<Vec<_>>(),
-    )
-    .context("opening the JSON file")?;
+    let mut exports = json_only(args.json.as_ref())?;
     let text = !exports.uses_stdout();
     let out = &mut io::stdout().lock();
     let workers = args.workers.unwrap_or_else(available_cores).max(1);

@@ -11,6 +11,7 @@
 //! generator build on these two modules.
 
 pub mod codec;
+pub mod compare;
 pub mod load;
 pub mod response;
 pub mod server;

@@ -148,3 +148,36 @@ fn bad_input_is_refused_with_the_grammar_before_anything_runs() {
         "failed before running"
     );
 }
+
+#[test]
+fn bench_http_loads_each_server_model_in_its_own_process() {
+    let out = conlab(&[
+        "bench",
+        "http",
+        "--servers",
+        "threadpool,event",
+        "--connections",
+        "2,8",
+        "--duration",
+        "300ms",
+        "--json",
+        "-",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["schema"], "conlab.bench-http/1");
+    let rows = report["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "2 servers x 2 connection counts");
+    for row in rows {
+        assert!(row["requests_per_s"].as_f64().unwrap() > 0.0, "{row}");
+        assert_eq!(row["errors"], 0, "{row}");
+        assert!(row["server_pss_bytes"].as_u64().unwrap() > 0, "{row}");
+        for key in ["p50_us", "p99_us", "max_us", "server_cpu_percent"] {
+            assert!(row.get(key).is_some(), "{row} lacks {key}");
+        }
+    }
+}

@@ -25,6 +25,7 @@ fn the_tour_runs_every_experiment_and_reports_each() {
         "is_prime",
         "Deadlocks",
         "worker process dies",
+        "Apache vs nginx",
     ] {
         assert!(
             stdout.contains(heading),

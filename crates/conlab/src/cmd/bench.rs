@@ -21,11 +21,15 @@ use super::output::{ExportArgs, emit};
 Workloads:
   primes:N  is-prime:N  matmul:N  spin:DURATION  sleep:DURATION  copy:DIR  cmd:'LINE'
 
+  http      the server architectures instead: conlab serve under each --servers model,
+            loaded at each --connections count (Apache vs nginx, reproduced)
+
 Examples:
   conlab bench primes:600000 --tasks 12            CPU-bound: the lecture's prime sums
   conlab bench sleep:10ms --tasks 200 -j 1,4,16    I/O-bound: the kettle, a worker sweep
   conlab bench spin:200us --gil --json out.json    what CPython's GIL does to threads
   conlab bench 'cmd:gzip -c /etc/services >/dev/null' --models serial,threads,async
+  conlab bench http --connections 50,100,1000 --duration 3s
 
 Exit status: 0 when every row finished with serial's answers, 1 otherwise.")]
 pub(crate) struct Args {
@@ -59,6 +63,26 @@ pub(crate) struct Args {
     /// Measured batches per row; the row shows the median and the spread.
     #[arg(long, default_value_t = 3)]
     runs: u32,
+
+    /// `bench http`: the server models to compare.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "threadpool,thread-per-conn,event"
+    )]
+    servers: Vec<conlab_http::ServerModel>,
+
+    /// `bench http`: connection counts to load each server with.
+    #[arg(long, value_delimiter = ',', default_value = "50,100,1000")]
+    connections: Vec<usize>,
+
+    /// `bench http`: how long each (server, connections) cell runs.
+    #[arg(long, default_value = "2s")]
+    duration: String,
+
+    /// `bench http`: the path to request.
+    #[arg(long, default_value = "/hello")]
+    path: String,
 
     #[command(flatten)]
     export: ExportArgs,
@@ -100,6 +124,9 @@ fn plans(args: &Args, jobs: &[usize]) -> Vec<Plan> {
 }
 
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
+    if args.workload == "http" {
+        return http(args);
+    }
     let workload = Workload::parse(&args.workload)?;
     if args.tasks == 0 {
         bail!("--tasks must be at least 1");
@@ -236,4 +263,81 @@ fn progress_bar(total: u64) -> ProgressBar {
     }
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
+}
+
+/// The report of `conlab bench http`.
+#[derive(Debug, serde::Serialize)]
+struct HttpReport {
+    schema: &'static str,
+    path: String,
+    duration_s: f64,
+    results: Vec<conlab_http::compare::CompareRow>,
+}
+
+impl conlab_measure::Tabular for HttpReport {
+    fn tables(&self) -> Vec<conlab_measure::Table> {
+        use conlab_measure::report::{self, Cell, Column, Tone};
+        vec![conlab_measure::Table {
+            title: Some(format!("GET {} for {:.1} s per cell, one server process per model", self.path, self.duration_s)),
+            columns: vec![
+                Column::text("server"),
+                Column::number("connections"),
+                Column::number("throughput"),
+                Column::number("p50"),
+                Column::number("p99"),
+                Column::number("max"),
+                Column::number("errors"),
+                Column::number("server CPU"),
+                Column::number("server PSS"),
+            ],
+            rows: self
+                .results
+                .iter()
+                .map(|r| {
+                    vec![
+                        Cell::text(r.model.clone()),
+                        report::count(r.connections as u64),
+                        report::rate(r.requests_per_s),
+                        report::seconds(r.p50_us as f64 / 1e6),
+                        report::seconds(r.p99_us as f64 / 1e6),
+                        report::seconds(r.max_us as f64 / 1e6),
+                        report::count(r.errors).tone(if r.errors > 0 { Tone::Bad } else { Tone::Plain }),
+                        report::fixed(r.server_cpu_percent, 0, "%"),
+                        report::bytes(r.server_pss_bytes),
+                    ]
+                })
+                .collect(),
+            notes: vec![
+                String::new(),
+                "lecture: nginx (event) copes with about four times the requests of Apache (a process or thread per connection)".into(),
+            ],
+        }]
+    }
+}
+
+/// `conlab bench http`: each server model in its own process, loaded at each connection count.
+fn http(args: &Args) -> Result<ExitCode> {
+    let duration = super::output::duration(&args.duration)?;
+    if args.connections.contains(&0) || args.servers.is_empty() {
+        bail!("--connections takes counts of at least 1, --servers at least one model");
+    }
+    let mut exports = args.export.open()?;
+    let program =
+        std::env::current_exe().context("finding this executable to start the servers")?;
+    let results = conlab_http::compare::compare(
+        &program,
+        &args.servers,
+        None,
+        &args.connections,
+        duration,
+        &args.path,
+    )?;
+    let report = HttpReport {
+        schema: "conlab.bench-http/1",
+        path: args.path.clone(),
+        duration_s: duration.as_secs_f64(),
+        results,
+    };
+    emit(&report, &mut exports)?;
+    Ok(ExitCode::SUCCESS)
 }

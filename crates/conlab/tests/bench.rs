@@ -11,6 +11,17 @@ fn conlab(args: &[&str]) -> std::process::Output {
         .expect("running conlab")
 }
 
+/// Runs `conlab ARGS`, which must succeed, and parses its standard output as JSON.
+fn json_of(args: &[&str]) -> serde_json::Value {
+    let out = conlab(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
 #[test]
 fn every_model_agrees_with_serial_and_the_json_has_the_documented_shape() {
     let dir = std::env::temp_dir().join(format!("conlab-bench-{}", std::process::id()));
@@ -78,7 +89,7 @@ fn every_model_agrees_with_serial_and_the_json_has_the_documented_shape() {
 
 #[test]
 fn a_sleeping_workload_is_io_bound_and_async_is_recommended() {
-    let out = conlab(&[
+    let report = json_of(&[
         "bench",
         "sleep:5ms",
         "--tasks",
@@ -90,12 +101,6 @@ fn a_sleeping_workload_is_io_bound_and_async_is_recommended() {
         "--json",
         "-",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["classification"]["kind"], "io-bound");
     assert_eq!(report["recommendation"]["rule_of_thumb"], "async");
 }
@@ -151,7 +156,7 @@ fn bad_input_is_refused_with_the_grammar_before_anything_runs() {
 
 #[test]
 fn bench_http_loads_each_server_model_in_its_own_process() {
-    let out = conlab(&[
+    let report = json_of(&[
         "bench",
         "http",
         "--servers",
@@ -163,12 +168,6 @@ fn bench_http_loads_each_server_model_in_its_own_process() {
         "--json",
         "-",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["schema"], "conlab.bench-http/1");
     let rows = report["results"].as_array().unwrap();
     assert_eq!(rows.len(), 4, "2 servers x 2 connection counts");

@@ -179,6 +179,29 @@ fn product(
     })
 }
 
+/// `-n N`: every N rows become one job's arguments (the last job may get fewer), as
+/// `xargs -n` and `parallel -n` do.
+pub fn group(
+    rows: Box<dyn Iterator<Item = Row> + Send>,
+    n: usize,
+) -> Box<dyn Iterator<Item = Row> + Send> {
+    if n <= 1 {
+        return rows;
+    }
+    let mut rows = rows.peekable();
+    Box::new(std::iter::from_fn(move || {
+        rows.peek()?;
+        let mut values = Vec::new();
+        for row in rows.by_ref().take(n) {
+            match row {
+                Ok(v) => values.extend(v),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(values))
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,5 +288,16 @@ mod tests {
         };
         assert!(message.contains("/nonexistent/inputs"), "{message}");
         assert!(rows(&[args(&["a"], true)], &InputOptions::default()).is_err());
+    }
+
+    #[test]
+    fn max_args_groups_rows_and_the_last_group_may_be_short() {
+        let rows = rows(
+            &[args(&["a", "b", "c", "d", "e"], false)],
+            &InputOptions::default(),
+        )
+        .unwrap();
+        let got: Vec<Vec<String>> = group(rows, 2).map(Result::unwrap).collect();
+        assert_eq!(got, vec![vec!["a", "b"], vec!["c", "d"], vec!["e"]]);
     }
 }

@@ -48,6 +48,8 @@ pub struct Options {
     pub line_buffer: bool,
     /// Prefix each output line with the job's arguments and a tab.
     pub tag: bool,
+    /// Print each job's command line before its output (`-v`).
+    pub verbose: bool,
     /// Kill a job that runs longer.
     pub timeout: Option<Duration>,
     /// Run a failing job up to this many times in all (1: no retry).
@@ -75,6 +77,7 @@ impl Default for Options {
             keep_order: false,
             line_buffer: false,
             tag: false,
+            verbose: false,
             timeout: None,
             retries: 1,
             halt: None,
@@ -382,6 +385,9 @@ impl Shared<'_> {
         let prepared = self.template.prepare(args, seq, slot);
         lock(&self.counters).started += 1;
         let tag = self.options.tag.then(|| format!("{}\t", args.join(" ")));
+        if self.options.verbose && self.options.line_buffer {
+            self.write(format!("{prepared}\n").as_bytes(), b"");
+        }
         let mut attempt = 0;
         let finished = loop {
             attempt += 1;
@@ -414,7 +420,11 @@ impl Shared<'_> {
                 .as_bytes(),
             );
         }
-        let stdout = tagged(&f.stdout, tag);
+        let mut stdout = Vec::new();
+        if self.options.verbose && !self.options.line_buffer {
+            stdout.extend_from_slice(format!("{prepared}\n").as_bytes());
+        }
+        stdout.extend_from_slice(&tagged(&f.stdout, tag));
         let stderr = tagged(&stderr, tag);
         if let Some(dir) = &self.options.results {
             let dir = dir.join(seq.to_string());

@@ -107,6 +107,19 @@ fn the_same_command_lines_give_gnu_parallels_output_and_exit_status() {
             "1",
         ],
         vec!["-k", "-j2", "sleep 0.0{}; echo {}", ":::", "3", "2", "1"],
+        vec!["-k", "-n2", "echo", ":::", "a", "b", "c", "d", "e"],
+        vec![
+            "-k",
+            "-n2",
+            "echo {1}-{2} {#}",
+            ":::",
+            "a",
+            "b",
+            "c",
+            "d",
+            "e",
+        ],
+        vec!["-k", "-v", "echo", ":::", "x", "y z"],
     ];
     for case in &cases {
         let Some(theirs) = gnu(case) else { return };

@@ -60,6 +60,14 @@ pub(crate) struct Args {
     #[arg(long)]
     tag: bool,
 
+    /// Give each job up to N inputs at once ({} is all of them, {1} {2} ... each).
+    #[arg(short = 'n', long = "max-args", value_name = "N", default_value_t = 1)]
+    max_args: usize,
+
+    /// Print each job's command line before its output.
+    #[arg(short = 'v', long)]
+    verbose: bool,
+
     /// Input values end with NUL, not newline (for find -print0).
     #[arg(short = '0', long = "null")]
     null: bool,
@@ -199,13 +207,16 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         .map(regex::Regex::new)
         .transpose()
         .context("bad --colsep regular expression")?;
-    let rows = input::rows(
-        &sources,
-        &InputOptions {
-            null: args.null,
-            colsep,
-        },
-    )?;
+    let rows = input::group(
+        input::rows(
+            &sources,
+            &InputOptions {
+                null: args.null,
+                colsep,
+            },
+        )?,
+        args.max_args,
+    );
     let jobs = jobs(args.jobs.as_deref())?;
     if let Some(kind) = &args.task {
         if !command.is_empty() {
@@ -229,6 +240,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         keep_order: args.keep_order,
         line_buffer: args.line_buffer,
         tag: args.tag,
+        verbose: args.verbose,
         timeout: args.timeout.as_deref().map(duration).transpose()?,
         retries: args.retries.max(1),
         halt: args.halt.as_deref().map(Halt::parse).transpose()?.flatten(),

@@ -71,7 +71,7 @@ pub fn compare(
                     why: e.to_string(),
                 }
             })?;
-            let cpu_before = cpu_seconds(child.id());
+            let cpu_before = tree(child.id()).into_iter().map(cpu_seconds).sum::<f64>();
             let result = load::run(
                 LoadConfig {
                     target,
@@ -88,7 +88,9 @@ pub fn compare(
                 },
                 |_| (),
             );
-            let cpu = cpu_seconds(child.id()) - cpu_before;
+            // The whole tree: a prefork server's work is done by its children.
+            let pids = tree(child.id());
+            let cpu = pids.iter().copied().map(cpu_seconds).sum::<f64>() - cpu_before;
             let secs = result.duration.as_secs_f64().max(1e-9);
             let p = result.latency.percentiles();
             rows.push(CompareRow {
@@ -100,7 +102,7 @@ pub fn compare(
                 max_us: p.max,
                 errors: result.errors.values().sum::<u64>() + (result.requests - result.successes),
                 server_cpu_percent: cpu / secs * 100.0,
-                server_pss_bytes: pss_bytes(child.id()),
+                server_pss_bytes: pids.into_iter().map(pss_bytes).sum(),
             });
         }
         stop(&mut child);
@@ -155,6 +157,45 @@ fn stop(child: &mut Child) {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
     let _ = child.wait();
+}
+
+/// `pid` and every process descended from it (Linux /proc).
+fn tree(pid: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(p) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+                continue;
+            };
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|f| f.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                parent_of.push((p, ppid));
+            }
+        }
+    }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parent_of
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found
 }
 
 /// utime + stime of a process and its threads, in seconds.

@@ -207,3 +207,75 @@ fn the_serve_command_prints_its_port_and_stops_cleanly_on_sigterm() {
     let last = lines.next().unwrap().unwrap();
     assert!(last.contains("stopped after 1 requests"), "{last}");
 }
+
+#[test]
+fn prefork_serves_from_several_processes_and_stops_them_all() {
+    use std::io::BufRead;
+    let mut parent = Command::new(env!("CARGO_BIN_EXE_conlab"))
+        .args([
+            "serve",
+            "--model",
+            "prefork",
+            "--workers",
+            "3",
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(parent.stdout.take().unwrap()).lines();
+    let banner = lines.next().unwrap().unwrap();
+    assert!(
+        banner.contains("prefork") && banner.contains("3 worker processes"),
+        "{banner}"
+    );
+    let addr: SocketAddr = banner
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    let text = exchange(
+        addr,
+        b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /cpu?n=1000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        text.contains("Hello, World!") && text.ends_with("76127"),
+        "{text}"
+    );
+    let refused = exchange(addr, b"GET / HTTP/2.0\r\nHost: x\r\n\r\n");
+    assert!(refused.starts_with("HTTP/1.1 505 "), "{refused}");
+    let children = |pid: u32| {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+            .filter(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, r)| r.split_whitespace().nth(1))
+                    == Some(&pid.to_string())
+            })
+            .count()
+    };
+    assert_eq!(children(parent.id()), 3, "three worker processes");
+    // Every worker answers: keep connections open on all three at once.
+    let open: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    for mut s in &open {
+        s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).unwrap();
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).contains("200 OK"),
+            "a worker did not answer"
+        );
+    }
+    drop(open);
+    let pid = parent.id();
+    // SAFETY: `kill` has no memory-safety preconditions; the pid is our own child's.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    assert!(parent.wait().unwrap().success());
+    assert_eq!(children(pid), 0, "no worker process outlives the server");
+}

@@ -6,7 +6,9 @@
 //! - `event` (nginx): one event loop per worker thread; each loop serves thousands of
 //!   connections, switching at every wait; one shared listener, or one per loop with
 //!   `SO_REUSEPORT` (the kernel spreads connections).
-//! - `prefork` (Apache prefork MPM) comes with the load generator.
+//! - `prefork` (Apache prefork MPM): N processes sharing the listener, one connection each at
+//!   a time (`prefork.rs`; started by `conlab serve`, each child running a one-thread
+//!   `threadpool`).
 //!
 //! Blocking models live in `blocking.rs`, the event loop in `event.rs`. Every model answers a
 //! batch of pipelined requests with one `write`, closes a connection idle for
@@ -16,6 +18,7 @@
 
 mod blocking;
 mod event;
+pub mod prefork;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -39,6 +42,8 @@ pub enum ServerModel {
     ThreadPerConn,
     /// One event loop per worker.
     Event,
+    /// N processes, one connection each (see [`prefork`]).
+    Prefork,
 }
 
 impl ServerModel {
@@ -48,6 +53,7 @@ impl ServerModel {
             ServerModel::Threadpool => "threadpool",
             ServerModel::ThreadPerConn => "thread-per-conn",
             ServerModel::Event => "event",
+            ServerModel::Prefork => "prefork",
         }
     }
 }
@@ -60,9 +66,7 @@ impl fmt::Display for ServerModel {
 
 /// A server model name that is not one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown server model `{0}`: expected threadpool, thread-per-conn or event (prefork is not built yet)"
-)]
+#[error("unknown server model `{0}`: expected prefork, threadpool, thread-per-conn or event")]
 pub struct ParseServerModelError(pub String);
 
 impl FromStr for ServerModel {
@@ -72,6 +76,7 @@ impl FromStr for ServerModel {
             "threadpool" => Ok(ServerModel::Threadpool),
             "thread-per-conn" | "thread-per-connection" => Ok(ServerModel::ThreadPerConn),
             "event" => Ok(ServerModel::Event),
+            "prefork" => Ok(ServerModel::Prefork),
             other => Err(ParseServerModelError(other.to_string())),
         }
     }
@@ -202,6 +207,12 @@ impl Server {
             stop_event: None,
         };
         match config.model {
+            ServerModel::Prefork => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "prefork runs in processes: start it with prefork::Prefork (conlab serve does)",
+                ));
+            }
             ServerModel::Threadpool => {
                 for i in 0..workers {
                     let (listener, shared) = (server.listeners[0].try_clone()?, shared.clone());

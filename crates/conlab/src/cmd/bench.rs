@@ -68,7 +68,7 @@ pub(crate) struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "threadpool,thread-per-conn,event"
+        default_value = "prefork,threadpool,thread-per-conn,event"
     )]
     servers: Vec<conlab_http::ServerModel>,
 

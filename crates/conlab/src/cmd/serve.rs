@@ -23,11 +23,12 @@ Examples:
 
 SIGINT or SIGTERM: stop accepting, finish in-flight requests, print the counters, exit 0.")]
 pub(crate) struct Args {
-    /// The architecture: threadpool, thread-per-conn or event.
+    /// The architecture: prefork, threadpool, thread-per-conn or event.
     #[arg(long, default_value = "event")]
     model: ServerModel,
 
-    /// Threads (threadpool) or event loops (event); default: one per core (threadpool: 64).
+    /// Processes (prefork), threads (threadpool) or event loops (event); default: one loop per
+    /// core for event, 64 threads for threadpool, 32 processes for prefork.
     #[arg(long)]
     workers: Option<usize>,
 
@@ -50,12 +51,17 @@ pub(crate) struct Args {
     /// Answer 408 when a request's headers take longer than this many seconds.
     #[arg(long, default_value_t = 10)]
     header_timeout_s: u64,
+
+    /// Internal: run as one prefork worker on the listening socket inherited as fd 3.
+    #[arg(long, hide = true)]
+    prefork_child: bool,
 }
 
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let cores = conlab_exec::available_cores();
     let workers = args.workers.unwrap_or(match args.model {
         ServerModel::Threadpool => 64,
+        ServerModel::Prefork => 32,
         _ => cores,
     });
     let config = ServerConfig {
@@ -77,12 +83,34 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
             root.display()
         );
     }
+    if args.prefork_child {
+        // One prefork worker: one connection at a time, on this process's main thread.
+        let listener =
+            server::prefork::inherited_listener().context("starting a prefork worker")?;
+        let site = Arc::new(Site::new(
+            args.root.clone(),
+            conlab_work::sum_primes,
+            "prefork",
+        ));
+        let one = ServerConfig {
+            model: ServerModel::Threadpool,
+            workers: 1,
+            ..config
+        };
+        let server = Server::start(listener, site, one).context("starting a prefork worker")?;
+        let _ = signals.forever().next();
+        server.shutdown();
+        return Ok(ExitCode::SUCCESS);
+    }
     let listener = server::bind(args.bind, args.reuseport).with_context(|| {
         format!(
             "listening on {} (in use? try --bind 127.0.0.1:0)",
             args.bind
         )
     })?;
+    if args.model == ServerModel::Prefork {
+        return prefork(args, listener, workers, &mut signals);
+    }
     let site = Arc::new(Site::new(
         args.root.clone(),
         conlab_work::sum_primes,
@@ -111,5 +139,38 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let _ = signals.forever().next();
     server.shutdown();
     println!("conlab serve: stopped after {} requests", site.requests());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The prefork parent: starts the worker processes, waits for a signal, stops them.
+fn prefork(
+    args: &Args,
+    listener: std::net::TcpListener,
+    workers: usize,
+    signals: &mut signal_hook::iterator::Signals,
+) -> Result<ExitCode> {
+    let program =
+        std::env::current_exe().context("finding this executable to start the workers")?;
+    let mut child_args = vec![
+        "serve".to_string(),
+        "--prefork-child".into(),
+        "--idle-timeout-s".into(),
+        args.idle_timeout_s.to_string(),
+        "--header-timeout-s".into(),
+        args.header_timeout_s.to_string(),
+    ];
+    if let Some(root) = &args.root {
+        child_args.extend(["--root".to_string(), root.display().to_string()]);
+    }
+    let addr = listener.local_addr()?;
+    let mut children = server::prefork::Prefork::start(&program, &child_args, &listener, workers)
+        .context("starting the prefork worker processes")?;
+    println!(
+        "conlab serve: prefork on http://{addr} ({workers} worker processes, one connection each)"
+    );
+    std::io::stdout().flush()?;
+    let _ = signals.forever().next();
+    children.stop();
+    println!("conlab serve: stopped {workers} worker processes");
     Ok(ExitCode::SUCCESS)
 }

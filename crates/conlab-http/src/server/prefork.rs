@@ -1,0 +1,108 @@
+//! `prefork` (Apache's prefork MPM): N worker *processes* share one listening socket, each
+//! serving one connection at a time. The parent binds, then starts this executable N times
+//! with the socket as file descriptor 3 ([`LISTEN_FD`]); each child runs the blocking
+//! connection loop on its main thread. A crash kills one worker's connection, not the server.
+//!
+//! Each child counts its own requests: `/stats` answers for the process that served it.
+
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// The descriptor a prefork child finds the listening socket on.
+pub const LISTEN_FD: i32 = 3;
+
+/// The worker processes of a prefork server.
+#[derive(Debug)]
+pub struct Prefork {
+    children: Vec<Child>,
+}
+
+impl Prefork {
+    /// Starts `workers` children as `program ARGS...`, each with `listener` as fd 3.
+    pub fn start(
+        program: &Path,
+        args: &[String],
+        listener: &TcpListener,
+        workers: usize,
+    ) -> io::Result<Prefork> {
+        let fd = listener.as_raw_fd();
+        let mut children = Vec::with_capacity(workers);
+        for _ in 0..workers.max(1) {
+            let mut command = Command::new(program);
+            command
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null());
+            // SAFETY: between fork and exec only async-signal-safe calls are allowed; `dup2`
+            // is one. It copies the listening socket to fd 3 without FD_CLOEXEC, so the child
+            // inherits it. Exercised by the prefork tests in crates/conlab/tests/serve.rs.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::dup2(fd, LISTEN_FD) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            match command.spawn() {
+                Ok(child) => children.push(child),
+                Err(e) => {
+                    let mut started = Prefork { children };
+                    started.stop();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Prefork { children })
+    }
+
+    /// The children's process ids.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
+    }
+
+    /// Asks every child to stop gracefully (SIGTERM) and waits for them.
+    pub fn stop(&mut self) {
+        for c in &self.children {
+            // SAFETY: `kill` has no memory-safety preconditions; the pid is our own child's.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+        }
+        for mut c in self.children.drain(..) {
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Prefork {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// In a prefork child: the listening socket the parent left on fd 3.
+///
+/// # Errors
+/// When fd 3 is not a listening socket (the process was not started by [`Prefork::start`]).
+pub fn inherited_listener() -> io::Result<TcpListener> {
+    // SAFETY: fstat on a descriptor number has no memory-safety preconditions; we only read
+    // the struct it fills.
+    let is_socket = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(LISTEN_FD, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+    };
+    if !is_socket {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "fd 3 is not the prefork parent's listening socket",
+        ));
+    }
+    // SAFETY: fd 3 is an open socket (checked above) that this process owns from now on; the
+    // parent's copy is separate (dup2 made a new descriptor before exec).
+    Ok(unsafe { TcpListener::from_raw_fd(LISTEN_FD) })
+}

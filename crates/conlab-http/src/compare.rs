@@ -8,6 +8,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use conlab_measure::usage::{cpu_time, process_tree, pss_bytes};
+
 use crate::load::{self, LoadConfig, Target};
 use crate::server::ServerModel;
 
@@ -71,7 +73,7 @@ pub fn compare(
                     why: e.to_string(),
                 }
             })?;
-            let cpu_before = tree(child.id()).into_iter().map(cpu_seconds).sum::<f64>();
+            let cpu_before: Duration = process_tree(child.id()).into_iter().map(cpu_time).sum();
             let result = load::run(
                 LoadConfig {
                     target,
@@ -89,8 +91,13 @@ pub fn compare(
                 |_| (),
             );
             // The whole tree: a prefork server's work is done by its children.
-            let pids = tree(child.id());
-            let cpu = pids.iter().copied().map(cpu_seconds).sum::<f64>() - cpu_before;
+            let pids = process_tree(child.id());
+            let cpu = pids
+                .iter()
+                .copied()
+                .map(cpu_time)
+                .sum::<Duration>()
+                .saturating_sub(cpu_before);
             let secs = result.duration.as_secs_f64().max(1e-9);
             let p = result.latency.percentiles();
             rows.push(CompareRow {
@@ -101,7 +108,7 @@ pub fn compare(
                 p99_us: p.p99,
                 max_us: p.max,
                 errors: result.errors.values().sum::<u64>() + (result.requests - result.successes),
-                server_cpu_percent: cpu / secs * 100.0,
+                server_cpu_percent: cpu.as_secs_f64() / secs * 100.0,
                 server_pss_bytes: pids.into_iter().map(pss_bytes).sum(),
             });
         }
@@ -157,72 +164,4 @@ fn stop(child: &mut Child) {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
     let _ = child.wait();
-}
-
-/// `pid` and every process descended from it (Linux /proc).
-fn tree(pid: u32) -> Vec<u32> {
-    let mut parent_of = Vec::new();
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(p) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-                continue;
-            };
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|f| f.parse::<u32>().ok());
-            if let Some(ppid) = ppid {
-                parent_of.push((p, ppid));
-            }
-        }
-    }
-    let mut found = vec![pid];
-    let mut i = 0;
-    while i < found.len() {
-        let parent = found[i];
-        found.extend(
-            parent_of
-                .iter()
-                .filter(|(_, pp)| *pp == parent)
-                .map(|(p, _)| *p),
-        );
-        i += 1;
-    }
-    found
-}
-
-/// utime + stime of a process and its threads, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    let Some(rest) = text.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);
-    // SAFETY: `sysconf` has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    ticks as f64 / hz
-}
-
-/// Proportional set size, in bytes (0 where /proc does not say).
-fn pss_bytes(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("Pss:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kib| kib.parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib * 1024)
 }

@@ -77,49 +77,67 @@ fn rusage(who: libc::c_int) -> (Duration, u64) {
 /// CPU time and summed peak RSS of every live descendant of this process (Linux `/proc`;
 /// zero elsewhere).
 fn live_descendants() -> (Duration, u64) {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return (Duration::ZERO, 0);
-    };
     let me = std::process::id();
+    process_tree(me)
+        .into_iter()
+        .filter(|&pid| pid != me)
+        .fold((Duration::ZERO, 0), |(cpu, rss), pid| {
+            (cpu + cpu_time(pid), rss + read_hwm(pid).unwrap_or(0))
+        })
+}
+
+/// `root` and every live process descended from it (Linux `/proc`; just `root` elsewhere).
+pub fn process_tree(root: u32) -> Vec<u32> {
     let mut parent_of = HashMap::new();
-    let mut stats = HashMap::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        if let Some((ppid, ticks)) = read_stat(pid) {
-            parent_of.insert(pid, ppid);
-            stats.insert(pid, ticks);
-        }
-    }
-    let is_descendant = |mut pid: u32| {
-        for _ in 0..64 {
-            match parent_of.get(&pid) {
-                Some(&p) if p == me => return true,
-                Some(&p) if p > 1 => pid = p,
-                _ => return false,
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let pid = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok());
+            if let Some(pid) = pid
+                && let Some((ppid, _)) = read_stat(pid)
+            {
+                parent_of.insert(pid, ppid);
             }
         }
-        false
-    };
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            parent_of
+                .iter()
+                .filter(|&(_, &pp)| pp == parent)
+                .map(|(&p, _)| p),
+        );
+        i += 1;
+    }
+    tree
+}
+
+/// User + system CPU time a process has used so far (zero if it is gone).
+pub fn cpu_time(pid: u32) -> Duration {
     // SAFETY: `sysconf` has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let mut cpu = 0.0;
-    let mut rss = 0;
-    for (&pid, &ticks) in &stats {
-        if is_descendant(pid) {
-            cpu += ticks as f64 / hz;
-            rss += read_hwm(pid).unwrap_or(0);
-        }
-    }
-    (Duration::from_secs_f64(cpu), rss)
+    read_stat(pid).map_or(Duration::ZERO, |(_, ticks)| {
+        Duration::from_secs_f64(ticks as f64 / hz)
+    })
+}
+
+/// Proportional set size of a process (`/proc/PID/smaps_rollup`): shared pages are counted
+/// once across the processes sharing them. Zero where /proc does not say.
+pub fn pss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Pss:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
 }
 
 /// `(ppid, utime + stime in clock ticks)` from `/proc/PID/stat`.
@@ -169,6 +187,23 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(live_rss > 0, "the live child's peak RSS is found");
+    }
+
+    #[test]
+    fn the_process_tree_holds_a_child_and_pss_is_read() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let tree = process_tree(std::process::id());
+        let pss = pss_bytes(std::process::id());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            tree.contains(&child.id()) && tree[0] == std::process::id(),
+            "{tree:?}"
+        );
+        assert!(pss > 0);
     }
 
     #[test]

@@ -176,30 +176,33 @@ fn shutdown_finishes_the_request_in_flight() {
     }
 }
 
-#[test]
-fn the_serve_command_prints_its_port_and_stops_cleanly_on_sigterm() {
+type Lines = std::io::Lines<std::io::BufReader<std::process::ChildStdout>>;
+
+/// Starts `conlab serve ARGS --bind 127.0.0.1:0` and reads the address from its banner.
+fn serve_command(args: &[&str]) -> (std::process::Child, Lines, SocketAddr, String) {
     use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_conlab"))
-        .args([
-            "serve",
-            "--model",
-            "threadpool",
-            "--workers",
-            "2",
-            "--bind",
-            "127.0.0.1:0",
-        ])
+        .arg("serve")
+        .args(args)
+        .args(["--bind", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let banner = lines.next().unwrap().unwrap();
-    let addr: SocketAddr = banner
+    let addr = banner
         .split("http://")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    (child, lines, addr, banner)
+}
+
+#[test]
+fn the_serve_command_prints_its_port_and_stops_cleanly_on_sigterm() {
+    let (mut child, mut lines, addr, _) =
+        serve_command(&["--model", "threadpool", "--workers", "2"]);
     assert!(exchange(addr, b"GET /hello HTTP/1.0\r\n\r\n").contains("Hello, World!"));
     // SAFETY: `kill` has no memory-safety preconditions; the pid is our own child's.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -210,32 +213,12 @@ fn the_serve_command_prints_its_port_and_stops_cleanly_on_sigterm() {
 
 #[test]
 fn prefork_serves_from_several_processes_and_stops_them_all() {
-    use std::io::BufRead;
-    let mut parent = Command::new(env!("CARGO_BIN_EXE_conlab"))
-        .args([
-            "serve",
-            "--model",
-            "prefork",
-            "--workers",
-            "3",
-            "--bind",
-            "127.0.0.1:0",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(parent.stdout.take().unwrap()).lines();
-    let banner = lines.next().unwrap().unwrap();
+    let (mut parent, _lines, addr, banner) =
+        serve_command(&["--model", "prefork", "--workers", "3"]);
     assert!(
         banner.contains("prefork") && banner.contains("3 worker processes"),
         "{banner}"
     );
-    let addr: SocketAddr = banner
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {banner:?}"));
     let text = exchange(
         addr,
         b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /cpu?n=1000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -246,18 +229,7 @@ fn prefork_serves_from_several_processes_and_stops_them_all() {
     );
     let refused = exchange(addr, b"GET / HTTP/2.0\r\nHost: x\r\n\r\n");
     assert!(refused.starts_with("HTTP/1.1 505 "), "{refused}");
-    let children = |pid: u32| {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-            .filter(|stat| {
-                stat.rsplit_once(')')
-                    .and_then(|(_, r)| r.split_whitespace().nth(1))
-                    == Some(&pid.to_string())
-            })
-            .count()
-    };
+    let children = |pid: u32| conlab_measure::usage::process_tree(pid).len() - 1;
     assert_eq!(children(parent.id()), 3, "three worker processes");
     // Every worker answers: keep connections open on all three at once.
     let open: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();

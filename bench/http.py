@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""conlab serve vs nginx, conlab load vs wrk: side by side in one run.
+"""conlab serve vs nginx and Apache, conlab load vs wrk: side by side in one run.
 
-    python3 bench/http.py        # installs nginx-light and wrk with apt-get if missing
+    python3 bench/http.py            # installs nginx-light, apache2 and wrk with apt-get if missing
+    ROUNDS=7 DURATION=5 python3 bench/http.py
 
 Server pinned to CPU 0, client to CPU 1 (taskset). wrk saturates its core before a fast
-server does, so servers are compared in requests per server CPU-second (utime+stime from
-/proc), generators in requests per generator CPU-second.
+server does, so servers are compared in requests per server CPU-second (utime+stime of the
+server's whole process tree, from /proc), generators in requests per generator CPU-second.
+This VM's speed drifts by 2x within minutes, so every comparison alternates its contenders
+for ROUNDS rounds and prints medians: a ratio is only taken between figures of one run.
 """
 
 import os
@@ -20,7 +23,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONLAB = os.path.join(ROOT, "target", "release", "conlab")
-SECONDS = 5
+SECONDS = int(os.environ.get("DURATION", 3))
+ROUNDS = int(os.environ.get("ROUNDS", 5))
 HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -48,16 +52,52 @@ def wait_port(port):
     raise RuntimeError(f"nothing listens on {port}")
 
 
+def tree(pid):
+    """pid and all its descendants (Apache's and conlab prefork's workers)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(parents.get(p, []))
+    return found
+
+
 def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
+    total = 0
+    for p in tree(pid):
+        try:
+            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / HZ
 
 
-def rss_mib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+def pss_mib(pid):
+    """Proportional set size of the tree: shared pages counted once, unlike summed RSS."""
+    total = 0
+    for p in tree(pid):
+        try:
+            for line in open(f"/proc/{p}/smaps_rollup"):
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def median(values):
+    values = sorted(values)
+    n = len(values)
+    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
 
 
 def start_nginx(port, tmp):
@@ -75,10 +115,64 @@ http {{ access_log off;
     return p
 
 
-def start_conlab(port):
-    p = subprocess.Popen(["taskset", "-c", "0", CONLAB, "serve", "--model", "event", "--workers", "1",
+def start_conlab(port, model="event", workers=1):
+    p = subprocess.Popen(["taskset", "-c", "0", CONLAB, "serve", "--model", model, "--workers", str(workers),
                           "--bind", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL)
     wait_port(port)
+    return p
+
+
+def start_apache(port, tmp, mpm, workers):
+    """Apache httpd with one MPM: prefork (`workers` processes) or event (one process of
+    `workers` threads); /hello is a 13-byte static file, keep-alive unlimited."""
+    root = os.path.join(tmp, f"apache-{mpm}")
+    www = os.path.join(root, "www")
+    os.makedirs(www)
+    for d in (tmp, root, www):
+        os.chmod(d, 0o755)
+    with open(os.path.join(www, "hello"), "w") as f:
+        f.write("Hello, World!")
+    if mpm == "prefork":
+        sizing = f"""StartServers {workers}
+MinSpareServers {workers}
+MaxSpareServers {workers}
+ServerLimit {workers}
+MaxRequestWorkers {workers}"""
+    else:
+        sizing = f"""StartServers 1
+ServerLimit 1
+ThreadLimit {workers}
+ThreadsPerChild {workers}
+MinSpareThreads 1
+MaxSpareThreads {workers}
+MaxRequestWorkers {workers}"""
+    conf = os.path.join(root, "httpd.conf")
+    with open(conf, "w") as f:
+        f.write(f"""ServerRoot {root}
+ServerName localhost
+LoadModule mpm_{mpm}_module /usr/lib/apache2/modules/mod_mpm_{mpm}.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+Listen 127.0.0.1:{port}
+PidFile {root}/httpd.pid
+ErrorLog {root}/error.log
+User www-data
+Group www-data
+DocumentRoot {www}
+<Directory {www}>
+  Require all granted
+</Directory>
+KeepAlive On
+MaxKeepAliveRequests 0
+MaxConnectionsPerChild 0
+{sizing}
+""")
+    p = subprocess.Popen(["taskset", "-c", "0", "apache2", "-f", conf, "-DFOREGROUND"], stderr=subprocess.DEVNULL)
+    wait_port(port)
+    # Every worker up before the clock starts, as conlab's are.
+    for _ in range(100):
+        if mpm == "event" or len(tree(p.pid)) > workers:
+            break
+        time.sleep(0.05)
     return p
 
 
@@ -91,9 +185,14 @@ def client(argv):
 
 
 def wrk(url, connections=50):
-    out, cpu = client(["wrk", "-t1", f"-c{connections}", f"-d{SECONDS}s", url])
+    out, cpu = client(["wrk", "-t1", f"-c{connections}", f"-d{SECONDS}s", "--latency", url])
     total = int(re.search(r"(\d+) requests in", out).group(1))
-    return total, float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), cpu
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)] if p99 else float("nan")
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors += int(non2xx.group(1)) if non2xx else 0
+    return total, float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), cpu, p99_ms, errors
 
 
 def conlab_load(url, connections=50, pipeline=1):
@@ -104,53 +203,109 @@ def conlab_load(url, connections=50, pipeline=1):
     return r["requests"], r["requests_per_s"], cpu
 
 
-def measure_server(name, proc, url):
+def measure_server(proc, url, connections):
     before = cpu_seconds(proc.pid)
-    total, rps, _ = wrk(url)
+    total, rps, _, p99, errors = wrk(url, connections)
     server_cpu = cpu_seconds(proc.pid) - before
-    return {"server": name, "rps": rps, "per_cpu_s": total / max(server_cpu, 1e-9), "rss": rss_mib(proc.pid)}
+    return {"rps": rps, "per_cpu_s": total / max(server_cpu, 1e-9), "p99": p99, "errors": errors}
+
+
+def compare_servers(title, servers, connections, baseline):
+    """ROUNDS alternating wrk runs against each server; prints medians and ratios to `baseline`."""
+    runs = {name: [] for name in servers}
+    for _ in range(ROUNDS):
+        for name, (proc, url) in servers.items():
+            runs[name].append(measure_server(proc, url, connections))
+    print(f"{title}: /hello, wrk -t1 -c{connections} -d{SECONDS}s x {ROUNDS} rounds (medians), server on CPU 0, wrk on CPU 1")
+    print(f"{'server':<18} {'req/s':>10} {'req per CPU-s':>14} {'p99':>9} {'errors':>7} {'PSS':>10} {'procs':>6}")
+    rows = {}
+    for name, (proc, _) in servers.items():
+        r = {k: median([run[k] for run in runs[name]]) for k in ("rps", "per_cpu_s", "p99")}
+        r["errors"] = sum(run["errors"] for run in runs[name])
+        r["pss"], r["procs"] = pss_mib(proc.pid), len(tree(proc.pid))
+        rows[name] = r
+        print(f"{name:<18} {r['rps']:>10,.0f} {r['per_cpu_s']:>14,.0f} {r['p99']:>7.2f}ms {r['errors']:>7} "
+              f"{r['pss']:>7.1f}MiB {r['procs']:>6}")
+    base = rows[baseline]
+    for name, r in rows.items():
+        if name != baseline:
+            print(f"{name} / {baseline}: {r['rps'] / base['rps']:.2f}x req/s, "
+                  f"{r['per_cpu_s'] / base['per_cpu_s']:.2f}x req per CPU-second, {r['pss'] / base['pss']:.2f}x PSS")
+    print()
+
+
+def stop(procs):
+    for proc in procs:
+        proc.terminate()
+        proc.wait()
+
+
+def nginx_vs_event(tmp):
+    servers = {}
+    port = free_port()
+    servers["nginx"] = (start_nginx(port, tmp), f"http://127.0.0.1:{port}/hello")
+    port = free_port()
+    servers["conlab event"] = (start_conlab(port), f"http://127.0.0.1:{port}/hello")
+    try:
+        compare_servers("nginx (1 worker) vs conlab serve --model event --workers 1", servers, 50, "nginx")
+
+        nginx_url = servers["nginx"][1]
+        wrk_runs, load_runs = [], []
+        for _ in range(ROUNDS):
+            total, _, cpu, _, _ = wrk(nginx_url)
+            wrk_runs.append(total / cpu)
+            total, _, cpu = conlab_load(nginx_url)
+            load_runs.append(total / cpu)
+        print(f"generators against nginx, -t1 -c50 -d{SECONDS}s x {ROUNDS} rounds (medians), generator on CPU 1")
+        print(f"{'generator':<14} {'req per CPU-s':>15}")
+        print(f"{'wrk':<14} {median(wrk_runs):>15,.0f}")
+        print(f"{'conlab load':<14} {median(load_runs):>15,.0f}")
+        print(f"conlab load / wrk: {median(load_runs) / median(wrk_runs):.2f}x req per CPU-second")
+        print()
+
+        print(f"pipelining: conlab load --pipeline 16 -c10 -t1 -d{SECONDS}s, server on CPU 0")
+        for name, (proc, url) in servers.items():
+            before = cpu_seconds(proc.pid)
+            total, rps, _ = conlab_load(url, connections=10, pipeline=16)
+            cpu = cpu_seconds(proc.pid) - before
+            print(f"{name:<14} {rps:>12,.0f} req/s, server CPU {cpu / SECONDS * 100:.0f}%")
+        print()
+    finally:
+        stop(p for p, _ in servers.values())
+
+
+def apache_vs_conlab(tmp, connections=100):
+    """The lecture's Apache side: prefork processes and the event MPM, against conlab's
+    prefork and event models on the same core, at c=100 with 100 workers where it applies."""
+    servers = {}
+    try:
+        for name, start in (
+            ("apache prefork", lambda port: start_apache(port, tmp, "prefork", connections)),
+            ("conlab prefork", lambda port: start_conlab(port, "prefork", connections)),
+            ("apache event", lambda port: start_apache(port, tmp, "event", connections)),
+            ("conlab event", lambda port: start_conlab(port, "event", 1)),
+        ):
+            port = free_port()
+            servers[name] = (start(port), f"http://127.0.0.1:{port}/hello")
+        prefork = {k: v for k, v in servers.items() if "prefork" in k}
+        compare_servers(f"Apache prefork vs conlab prefork, {connections} processes each", prefork, connections,
+                        "apache prefork")
+        event = {k: v for k, v in servers.items() if "event" in k}
+        compare_servers(f"Apache event MPM (1 process, {connections} threads) vs conlab event (1 loop)", event,
+                        connections, "apache event")
+    finally:
+        stop(p for p, _ in servers.values())
 
 
 def main():
-    ensure(("nginx-light", "nginx"), ("wrk", "wrk"))
+    ensure(("nginx-light", "nginx"), ("wrk", "wrk"), ("apache2", "apache2"))
     subprocess.run(["cargo", "build", "--quiet", "--release"], cwd=ROOT, check=True)
+    only = sys.argv[1:] or ["nginx", "apache"]
     with tempfile.TemporaryDirectory() as tmp:
-        servers = {}
-        port = free_port()
-        nginx = start_nginx(port, tmp)
-        servers["nginx"] = (nginx, f"http://127.0.0.1:{port}/hello")
-        port = free_port()
-        ours = start_conlab(port)
-        servers["conlab event"] = (ours, f"http://127.0.0.1:{port}/hello")
-        try:
-            rows = [measure_server(n, p, u) for n, (p, u) in servers.items()]
-            print(f"/hello, wrk -t1 -c50 -d{SECONDS}s, server on CPU 0, wrk on CPU 1")
-            print(f"{'server':<14} {'req/s':>12} {'req per CPU-s':>15} {'RSS':>9}")
-            for r in rows:
-                print(f"{r['server']:<14} {r['rps']:>12,.0f} {r['per_cpu_s']:>15,.0f} {r['rss']:>7.1f}MiB")
-            n, c = rows[0], rows[1]
-            print(f"conlab/nginx: {c['rps'] / n['rps']:.2f}x req/s, {c['per_cpu_s'] / n['per_cpu_s']:.2f}x req per CPU-second, "
-                  f"{c['rss'] / n['rss']:.2f}x RSS")
-            print()
-            nginx_url = servers["nginx"][1]
-            wrk_total, wrk_rps, wrk_cpu = wrk(nginx_url)
-            load_total, load_rps, load_cpu = conlab_load(nginx_url)
-            print(f"generators against nginx, -t1 -c50 -d{SECONDS}s (generator on CPU 1)")
-            print(f"{'generator':<14} {'req/s':>12} {'req per CPU-s':>15}")
-            print(f"{'wrk':<14} {wrk_rps:>12,.0f} {wrk_total / wrk_cpu:>15,.0f}")
-            print(f"{'conlab load':<14} {load_rps:>12,.0f} {load_total / load_cpu:>15,.0f}")
-            print(f"conlab load / wrk: {(load_total / load_cpu) / (wrk_total / wrk_cpu):.2f}x req per CPU-second")
-            print()
-            print(f"pipelining: conlab load --pipeline 16 -c10 -t1 -d{SECONDS}s, server on CPU 0")
-            for name, (proc, url) in servers.items():
-                before = cpu_seconds(proc.pid)
-                total, rps, _ = conlab_load(url, connections=10, pipeline=16)
-                cpu = cpu_seconds(proc.pid) - before
-                print(f"{name:<14} {rps:>12,.0f} req/s, server CPU {cpu / SECONDS * 100:.0f}%")
-        finally:
-            for proc, _ in servers.values():
-                proc.terminate()
-                proc.wait()
+        if "nginx" in only:
+            nginx_vs_event(tmp)
+        if "apache" in only:
+            apache_vs_conlab(tmp)
 
 
 if __name__ == "__main__":

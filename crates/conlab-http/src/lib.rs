@@ -12,6 +12,7 @@
 
 pub mod codec;
 pub mod compare;
+pub mod counters;
 pub mod load;
 pub mod response;
 pub mod server;

@@ -16,10 +16,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::codec::{Method, Request};
+use crate::counters::CounterStore;
 use crate::response::Response;
 
 /// Pages in the synthetic site.
@@ -39,11 +40,9 @@ pub struct Site {
     root: Option<PathBuf>,
     cpu: fn(u64) -> u64,
     model: String,
-    requests: AtomicU64,
-    started: AtomicU64,
-    connections: AtomicU64,
-    /// Responses by status, 100 to 599: one atomic each, so counting takes no lock.
-    statuses: Box<[AtomicU64]>,
+    /// One atomic per counter, so that counting takes no lock; shared across processes for
+    /// prefork (see [`crate::counters`]).
+    counters: CounterStore,
 }
 
 impl std::fmt::Debug for Site {
@@ -58,50 +57,61 @@ impl std::fmt::Debug for Site {
 impl Site {
     /// A site serving static files from `root` (if any); `cpu` is the work behind `/cpu`.
     pub fn new(root: Option<PathBuf>, cpu: fn(u64) -> u64, model: &str) -> Self {
+        Self::with_counters(root, cpu, model, CounterStore::default())
+    }
+
+    /// As [`Site::new`], counting into `counters` (a prefork worker's shared block).
+    pub fn with_counters(
+        root: Option<PathBuf>,
+        cpu: fn(u64) -> u64,
+        model: &str,
+        counters: CounterStore,
+    ) -> Self {
         Site {
             root,
             cpu,
             model: model.to_string(),
-            requests: AtomicU64::new(0),
-            started: AtomicU64::new(0),
-            connections: AtomicU64::new(0),
-            statuses: (100..600).map(|_| AtomicU64::new(0)).collect(),
+            counters,
         }
     }
 
     /// Counts a new connection.
     pub fn connection_opened(&self) {
         // Relaxed: counters read for /stats only; no ordering with other memory is needed.
-        self.connections.fetch_add(1, Ordering::Relaxed);
+        self.counters.connections.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a response sent with `status` (including errors from the codec).
     pub fn count(&self, status: u16) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        if let Some(counter) = self.statuses.get(usize::from(status).wrapping_sub(100)) {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(counter) = self
+            .counters
+            .statuses
+            .get(usize::from(status).wrapping_sub(100))
+        {
             counter.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Requests answered so far.
     pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+        self.counters.requests.load(Ordering::Relaxed)
     }
 
     /// Requests whose handling has begun (answered or not yet).
     pub fn started(&self) -> u64 {
-        self.started.load(Ordering::Relaxed)
+        self.counters.started.load(Ordering::Relaxed)
     }
 
     /// Answers one request.
     pub fn handle(&self, req: &Request) -> Reply {
-        self.started.fetch_add(1, Ordering::Relaxed);
+        self.counters.started.fetch_add(1, Ordering::Relaxed);
         if !matches!(req.method, Method::Get | Method::Head) {
             return Reply::Now(Response::error(405));
         }
         let path = req.path.as_str();
         Reply::Now(match path {
-            "/hello" => Response::text(200, "Hello, World!"),
+            "/hello" => Response::fixed(200, "Hello, World!"),
             "/cpu" => match req.param("n").and_then(|n| n.parse::<u64>().ok()) {
                 Some(n) if n <= 100_000_000 => Response::text(200, (self.cpu)(n).to_string()),
                 _ => Response::text(400, "/cpu?n=N with N a whole number up to 100000000\n"),
@@ -136,7 +146,7 @@ impl Site {
 
     fn stats(&self) -> Response {
         let statuses: BTreeMap<u16, u64> = (100u16..600)
-            .zip(self.statuses.iter())
+            .zip(self.counters.statuses.iter())
             .map(|(code, n)| (code, n.load(Ordering::Relaxed)))
             .filter(|(_, n)| *n > 0)
             .collect();
@@ -144,13 +154,13 @@ impl Site {
             "schema": "conlab.serve-stats/1",
             "model": self.model,
             "requests": self.requests(),
-            "connections": self.connections.load(Ordering::Relaxed),
+            "connections": self.counters.connections.load(Ordering::Relaxed),
             "status": statuses.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
         });
         Response {
             status: 200,
             content_type: "application/json",
-            body: body.to_string().into_bytes(),
+            body: body.to_string().into_bytes().into(),
         }
     }
 
@@ -163,7 +173,7 @@ impl Site {
                 Ok(body) => Response {
                     status: 200,
                     content_type: content_type(&path),
-                    body,
+                    body: body.into(),
                 },
                 Err(_) => Response::error(404),
             },
@@ -218,7 +228,8 @@ fn site_page(page: &str) -> Response {
         body: format!(
             "<!doctype html><html><head><title>Page {n}</title></head><body><h1>Page {n}</h1><ul>{links}</ul></body></html>\n"
         )
-        .into_bytes(),
+        .into_bytes()
+        .into(),
     }
 }
 
@@ -237,7 +248,9 @@ mod tests {
 
     fn body(reply: Reply) -> (u16, String) {
         match reply {
-            Reply::Now(r) | Reply::After(_, r) => (r.status, String::from_utf8(r.body).unwrap()),
+            Reply::Now(r) | Reply::After(_, r) => {
+                (r.status, String::from_utf8(r.body.into_owned()).unwrap())
+            }
         }
     }
 

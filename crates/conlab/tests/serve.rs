@@ -12,13 +12,17 @@ use conlab_http::Site;
 use conlab_http::server::{self, Server, ServerConfig, ServerModel};
 
 fn start(model: ServerModel, reuseport: bool) -> (Server, Arc<Site>) {
+    start_with(model, reuseport, Duration::from_secs(5))
+}
+
+fn start_with(model: ServerModel, reuseport: bool, idle: Duration) -> (Server, Arc<Site>) {
     let listener = server::bind("127.0.0.1:0".parse().unwrap(), reuseport).unwrap();
     let site = Arc::new(Site::new(None, conlab_work::sum_primes, model.name()));
     let config = ServerConfig {
         model,
         workers: 2,
         reuseport,
-        idle_timeout: Duration::from_secs(5),
+        idle_timeout: idle,
         header_timeout: Duration::from_millis(300),
         ..ServerConfig::default()
     };
@@ -176,18 +180,63 @@ fn shutdown_finishes_the_request_in_flight() {
     }
 }
 
+#[test]
+fn shutdown_ends_idle_keep_alive_connections_at_once() {
+    for (model, reuseport) in MODELS {
+        // An idle timeout far beyond the test's bounds: only shutdown can end this connection.
+        let (server, _) = start_with(model, reuseport, Duration::from_secs(600));
+        let mut idle = TcpStream::connect(server.local_addr()).unwrap();
+        idle.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        idle.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = idle.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200 "), "{model}");
+        let stopper = std::thread::spawn(move || server.shutdown());
+        // The server closes the idle connection: end of file, not the 20 s read timeout.
+        let end = idle.read(&mut buf);
+        assert!(matches!(end, Ok(0)), "{model}: {end:?}");
+        stopper.join().unwrap();
+    }
+}
+
 type Lines = std::io::Lines<std::io::BufReader<std::process::ChildStdout>>;
 
 /// Starts `conlab serve ARGS --bind 127.0.0.1:0` and reads the address from its banner.
 fn serve_command(args: &[&str]) -> (std::process::Child, Lines, SocketAddr, String) {
+    serve_command_limited(args, None)
+}
+
+/// As [`serve_command`], with at most `files` open file descriptors in the server.
+fn serve_command_limited(
+    args: &[&str],
+    files: Option<u64>,
+) -> (std::process::Child, Lines, SocketAddr, String) {
     use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_conlab"))
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_conlab"));
+    command
         .arg("serve")
         .args(args)
         .args(["--bind", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stdout(std::process::Stdio::piped());
+    if let Some(files) = files {
+        // SAFETY: setrlimit is async-signal-safe and touches only the child's own limits.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: files,
+                    rlim_max: files,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = command.spawn().unwrap();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let banner = lines.next().unwrap().unwrap();
     let addr = banner
@@ -213,7 +262,7 @@ fn the_serve_command_prints_its_port_and_stops_cleanly_on_sigterm() {
 
 #[test]
 fn prefork_serves_from_several_processes_and_stops_them_all() {
-    let (mut parent, _lines, addr, banner) =
+    let (mut parent, lines, addr, banner) =
         serve_command(&["--model", "prefork", "--workers", "3"]);
     assert!(
         banner.contains("prefork") && banner.contains("3 worker processes"),
@@ -245,9 +294,140 @@ fn prefork_serves_from_several_processes_and_stops_them_all() {
         );
     }
     drop(open);
+    // The workers count into one shared block: /stats is the whole server's, whichever
+    // worker answers it (2 + 1 + 3 requests so far, all from different connections).
+    let stats = exchange(
+        addr,
+        b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let json = &stats[stats.find('{').expect("a JSON body")..];
+    let stats: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(stats["requests"], 6, "{stats}");
+    assert_eq!(stats["status"]["505"], 1, "{stats}");
+    assert_eq!(stats["connections"], 6, "{stats}");
     let pid = parent.id();
     // SAFETY: `kill` has no memory-safety preconditions; the pid is our own child's.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     assert!(parent.wait().unwrap().success());
     assert_eq!(children(pid), 0, "no worker process outlives the server");
+    let last = lines.map_while(Result::ok).last().unwrap_or_default();
+    assert!(last.contains("after 7 requests"), "{last}");
+}
+
+/// Open descriptors of process `pid`.
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
+#[test]
+fn running_out_of_file_descriptors_is_survived() {
+    const LIMIT: u64 = 48;
+    for args in [
+        ["--model", "event", "--workers", "2"],
+        ["--model", "threadpool", "--workers", "100"],
+        ["--model", "thread-per-conn", "--workers", "1"],
+    ] {
+        let (mut child, _, addr, _) = serve_command_limited(&args, Some(LIMIT));
+        // More connections than the server has descriptors for: accept fails with EMFILE
+        // and the rest wait in the backlog.
+        let held: Vec<TcpStream> = (0..LIMIT + 20)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while open_files(child.id()) < LIMIT as usize {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{args:?}: the server never reached its descriptor limit ({} open)",
+                open_files(child.id())
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{args:?}: died at EMFILE"
+        );
+        drop(held);
+        // Descriptors come back as the held connections end; the server serves again.
+        let text = exchange(
+            addr,
+            b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(text.ends_with("Hello, World!"), "{args:?}: {text:?}");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{args:?}: died after EMFILE"
+        );
+        // SAFETY: `kill` has no memory-safety preconditions; the pid is our own child's.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        assert!(child.wait().unwrap().success(), "{args:?}");
+    }
+}
+
+/// Opens a connection that sends half a request head and stops: a slowloris.
+fn slowloris(addr: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    s
+}
+
+/// Whether the server has sent anything on `s` yet (without waiting).
+fn answered(s: &TcpStream) -> Option<String> {
+    s.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 256];
+    let seen = s.peek(&mut buf).ok().filter(|n| *n > 0);
+    s.set_nonblocking(false).unwrap();
+    seen.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+#[test]
+fn a_slowloris_pins_every_prefork_worker_but_not_an_event_loop() {
+    // prefork, 2 workers, 2 slow clients: each worker is stuck with one until the header
+    // timeout answers it 408; a normal request waits for that.
+    let (mut parent, _, addr, _) = serve_command(&[
+        "--model",
+        "prefork",
+        "--workers",
+        "2",
+        "--header-timeout-s",
+        "1",
+    ]);
+    let slow = [slowloris(addr), slowloris(addr)];
+    let text = exchange(
+        addr,
+        b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(text.ends_with("Hello, World!"), "{text:?}");
+    let freed: Vec<String> = slow.iter().filter_map(answered).collect();
+    assert!(
+        freed.iter().any(|t| t.starts_with("HTTP/1.1 408 ")),
+        "the normal request was served before any slow client let go of a worker: {freed:?}"
+    );
+    // SAFETY: `kill` has no memory-safety preconditions; the pid is our own child's.
+    unsafe { libc::kill(parent.id() as i32, libc::SIGTERM) };
+    assert!(parent.wait().unwrap().success());
+
+    // event, one loop, 50 slow clients: the loop serves the normal request while every slow
+    // client is still waiting for its 408.
+    let (mut parent, _, addr, _) = serve_command(&[
+        "--model",
+        "event",
+        "--workers",
+        "1",
+        "--header-timeout-s",
+        "30",
+    ]);
+    let slow: Vec<TcpStream> = (0..50).map(|_| slowloris(addr)).collect();
+    let text = exchange(
+        addr,
+        b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(text.ends_with("Hello, World!"), "{text:?}");
+    assert!(
+        slow.iter().all(|s| answered(s).is_none()),
+        "a slow client was answered before its header timeout"
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(parent.id() as i32, libc::SIGTERM) };
+    assert!(parent.wait().unwrap().success());
 }

@@ -214,8 +214,11 @@ impl Server {
                 ));
             }
             ServerModel::Threadpool => {
+                // One descriptor shared by every thread, not a dup each: at 100 threads the
+                // copies alone would use 100 of the process's file descriptors.
+                let listener = Arc::new(server.listeners[0].try_clone()?);
                 for i in 0..workers {
-                    let (listener, shared) = (server.listeners[0].try_clone()?, shared.clone());
+                    let (listener, shared) = (listener.clone(), shared.clone());
                     server
                         .threads
                         .push(spawn(&format!("conlab-http-{i}"), move || {

@@ -22,7 +22,7 @@ pub(crate) enum Command {
     Probe(probe::Args),
     /// Run a command over many inputs, N at a time (GNU parallel's syntax).
     Run(run::Args),
-    /// Serve HTTP under a chosen architecture (threadpool, thread-per-conn, event).
+    /// Serve HTTP under a chosen architecture (prefork, threadpool, thread-per-conn, event).
     Serve(serve::Args),
     /// Load an HTTP server, like wrk (closed loop) or wrk2 (--rate, open loop).
     Load(load::Args),

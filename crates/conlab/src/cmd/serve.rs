@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use conlab_http::Site;
+use conlab_http::counters::{CounterStore, SharedCounters};
 use conlab_http::server::{self, Server, ServerConfig, ServerModel};
 
 #[derive(Debug, clap::Args)]
@@ -87,10 +88,13 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         // One prefork worker: one connection at a time, on this process's main thread.
         let listener =
             server::prefork::inherited_listener().context("starting a prefork worker")?;
-        let site = Arc::new(Site::new(
+        let counters =
+            server::prefork::inherited_counters().context("starting a prefork worker")?;
+        let site = Arc::new(Site::with_counters(
             args.root.clone(),
             conlab_work::sum_primes,
             "prefork",
+            CounterStore::Shared(counters),
         ));
         let one = ServerConfig {
             model: ServerModel::Threadpool,
@@ -138,7 +142,12 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     drop(out);
     let _ = signals.forever().next();
     server.shutdown();
-    println!("conlab serve: stopped after {} requests", site.requests());
+    // A closed stdout (the banner's reader gone) must not turn a clean stop into a panic.
+    let _ = writeln!(
+        std::io::stdout(),
+        "conlab serve: stopped after {} requests",
+        site.requests()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -163,14 +172,23 @@ fn prefork(
         child_args.extend(["--root".to_string(), root.display().to_string()]);
     }
     let addr = listener.local_addr()?;
-    let mut children = server::prefork::Prefork::start(&program, &child_args, &listener, workers)
-        .context("starting the prefork worker processes")?;
-    println!(
+    let counters = SharedCounters::create().context("creating the workers' shared counters")?;
+    let mut children =
+        server::prefork::Prefork::start(&program, &child_args, &listener, &counters, workers)
+            .context("starting the prefork worker processes")?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "conlab serve: prefork on http://{addr} ({workers} worker processes, one connection each)"
-    );
-    std::io::stdout().flush()?;
+    )?;
+    out.flush()?;
+    drop(out);
     let _ = signals.forever().next();
     children.stop();
-    println!("conlab serve: stopped {workers} worker processes");
+    let _ = writeln!(
+        std::io::stdout(),
+        "conlab serve: stopped {workers} worker processes after {} requests",
+        counters.requests.load(std::sync::atomic::Ordering::Relaxed)
+    );
     Ok(ExitCode::SUCCESS)
 }

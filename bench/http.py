@@ -166,7 +166,10 @@ MaxKeepAliveRequests 0
 MaxConnectionsPerChild 0
 {sizing}
 """)
-    p = subprocess.Popen(["taskset", "-c", "0", "apache2", "-f", conf, "-DFOREGROUND"], stderr=subprocess.DEVNULL)
+    # Its own session: at shutdown Apache signals its whole process group, which would
+    # otherwise include this script.
+    p = subprocess.Popen(["taskset", "-c", "0", "apache2", "-f", conf, "-DFOREGROUND"], stderr=subprocess.DEVNULL,
+                         start_new_session=True)
     wait_port(port)
     # Every worker up before the clock starts, as conlab's are.
     for _ in range(100):

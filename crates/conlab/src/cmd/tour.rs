@@ -598,6 +598,13 @@ const SIGKILL: i32 = 9;
 
 /// Apache vs nginx, short: a thread pool and an event loop, each in its own process, loaded
 /// with more connections than the pool has threads.
+///
+/// The windows are 1.5 s: in 0.7 s windows the pool's start-up (500 connects queueing for 64
+/// threads) dominated, and the ratio swung from 1.2x to 23x between runs. Requests are
+/// counted per server CPU-second, because on a small machine the generator shares the cores
+/// and its speed, not the server's, sets req/s. Measured that way on /hello the loop's edge
+/// is modest (the kernel's TCP work is most of every request, whatever the architecture);
+/// what it wins is that nobody waits: 436 of the pool's 500 clients wait for the whole run.
 fn web() -> Result<Finding> {
     use conlab_http::ServerModel;
     let program =
@@ -607,22 +614,27 @@ fn web() -> Result<Finding> {
         &[ServerModel::Threadpool, ServerModel::Event],
         None,
         &[500],
-        Duration::from_millis(700),
+        Duration::from_millis(1500),
         "/hello",
     )?;
-    let rate = |model: &str| {
-        rows.iter()
-            .find(|r| r.model == model)
-            .map_or(0.0, |r| r.requests_per_s)
+    let row = |model: &str| rows.iter().find(|r| r.model == model);
+    let rate = |model: &str| row(model).map_or(0.0, |r| r.requests_per_s);
+    let per_cpu = |model: &str| {
+        row(model).map_or(0.0, |r| {
+            r.requests_per_s / (r.server_cpu_percent / 100.0).max(1e-3)
+        })
     };
-    let (pool, event) = (rate("threadpool"), rate("event"));
+    let slowest = |model: &str| row(model).map_or(0.0, |r| r.max_us as f64 / 1e3);
+    let pss = |model: &str| row(model).map_or(0.0, |r| r.server_pss_bytes as f64);
+    let (pool, event) = (per_cpu("threadpool"), per_cpu("event"));
     let details = rows
         .iter()
         .map(|r| {
             format!(
-                "{:<10} 500 connections: {:>9.0} req/s, p99 {:.1} ms, max {:.1} ms, PSS {:.1} MiB",
+                "{:<10} 500 connections: {:>7.0} req/s at {:>3.0}% CPU, p99 {:.1} ms, slowest {:.1} ms, PSS {:.1} MiB",
                 r.model,
                 r.requests_per_s,
+                r.server_cpu_percent,
                 r.p99_us as f64 / 1e3,
                 r.max_us as f64 / 1e3,
                 r.server_pss_bytes as f64 / (1024.0 * 1024.0)
@@ -637,10 +649,23 @@ fn web() -> Result<Finding> {
             .into(),
         details,
         measured: format!(
-            "the event loop served {:.1}x the requests of a 64-thread pool",
-            event / pool.max(1.0)
+            "per server CPU-second the event loop served {:.1}x the requests of a 64-thread \
+             pool; what it does win: every client served (slowest {:.0} ms against the pool's \
+             {:.0} ms: the pool serves 64 connections at a time) in {:.1}x the memory",
+            event / pool.max(1.0),
+            slowest("event"),
+            slowest("threadpool"),
+            pss("event") / pss("threadpool").max(1.0),
         ),
-        held: event > 1.3 * pool,
-        figures: figures(&[("threadpool_rps", pool), ("event_rps", event)]),
+        // "About four times": half of that, measured per CPU-second, is the bar.
+        held: event >= 2.0 * pool,
+        figures: figures(&[
+            ("threadpool_rps", rate("threadpool")),
+            ("event_rps", rate("event")),
+            ("threadpool_per_cpu_s", pool),
+            ("event_per_cpu_s", event),
+            ("threadpool_max_ms", slowest("threadpool")),
+            ("event_max_ms", slowest("event")),
+        ]),
     })
 }

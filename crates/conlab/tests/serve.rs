@@ -72,6 +72,65 @@ fn pipelined_keep_alive_requests_get_every_answer_in_order() {
 }
 
 #[test]
+fn requests_split_anywhere_and_answers_larger_than_a_socket_buffer_arrive_whole() {
+    let root = std::env::temp_dir().join(format!("conlab-big-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    // 16 MiB: far more than a socket buffer, so the server's writes are partial and it must
+    // wait for the client to read (the event loop's writable path).
+    let big: Vec<u8> = (0..16 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    std::fs::write(root.join("big.bin"), &big).unwrap();
+    for (model, reuseport) in MODELS {
+        let listener = server::bind("127.0.0.1:0".parse().unwrap(), reuseport).unwrap();
+        let site = Arc::new(Site::new(
+            Some(root.clone()),
+            conlab_work::sum_primes,
+            model.name(),
+        ));
+        let config = ServerConfig {
+            model,
+            workers: 2,
+            reuseport,
+            ..ServerConfig::default()
+        };
+        let server = Server::start(listener, site, config).unwrap();
+        let mut s = TcpStream::connect(server.local_addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        // Three pipelined requests, the second with a chunked body, sent a few bytes at a
+        // time so that every request is split across reads somewhere.
+        let raw: &[u8] = b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\n\r\n\
+POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n\
+GET /sleep?ms=20 HTTP/1.1\r\nHost: x\r\n\r\n\
+GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        for piece in raw.chunks(7) {
+            s.write_all(piece).unwrap();
+            s.flush().unwrap();
+        }
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        let head_end = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&out[..head_end]);
+        assert!(head.starts_with("HTTP/1.1 200 "), "{model}: {head}");
+        assert!(head.contains("Content-Length: 16777216"), "{model}: {head}");
+        assert!(
+            out[head_end..head_end + big.len()] == big[..],
+            "{model}: the body arrived damaged"
+        );
+        let rest = String::from_utf8_lossy(&out[head_end + big.len()..]);
+        let statuses: Vec<&str> = rest
+            .match_indices("HTTP/1.1 ")
+            .map(|(i, _)| &rest[i + 9..i + 12])
+            .collect();
+        assert_eq!(statuses, ["405", "200", "200"], "{model}: {rest}");
+        assert!(
+            rest.find("slept 20 ms").unwrap() < rest.find("Hello, World!").unwrap(),
+            "{model}: answers out of order: {rest}"
+        );
+        server.shutdown();
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
 fn adversarial_requests_get_their_status_and_the_server_lives_on() {
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (b"\x00\x01garbage\r\n\r\n".to_vec(), "400"),
@@ -428,6 +487,52 @@ fn a_slowloris_pins_every_prefork_worker_but_not_an_event_loop() {
         "a slow client was answered before its header timeout"
     );
     // SAFETY: as above.
+    unsafe { libc::kill(parent.id() as i32, libc::SIGTERM) };
+    assert!(parent.wait().unwrap().success());
+}
+
+#[test]
+fn prefork_answers_curl_python_and_load_and_its_stats_count_every_request() {
+    let (mut parent, _lines, addr, _) = serve_command(&["--model", "prefork", "--workers", "3"]);
+    let url = format!("http://{addr}/site/3.html");
+    let curl = Command::new("curl")
+        .args(["-s", "-f", &url])
+        .output()
+        .expect("curl is installed");
+    assert!(String::from_utf8_lossy(&curl.stdout).contains("<title>Page 3</title>"));
+    let script = format!(
+        "import http.client\nc = http.client.HTTPConnection('127.0.0.1', {})\n\
+         for p in ['/hello', '/hello']:\n    c.request('GET', p)\n    r = c.getresponse()\n    print(r.status, r.read().decode())\n",
+        addr.port()
+    );
+    let py = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3 is installed");
+    assert_eq!(
+        String::from_utf8_lossy(&py.stdout)
+            .matches("200 Hello, World!")
+            .count(),
+        2
+    );
+    let load = Command::new(env!("CARGO_BIN_EXE_conlab"))
+        .args(["load", "-n", "300", "-c", "6", "--json", "-"])
+        .arg(format!("http://{addr}/hello"))
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&load.stdout).unwrap();
+    assert_eq!(report["requests"], 300, "{report}");
+    // The workers' shared counters: 1 (curl) + 2 (Python) + 300 (load), whichever of the
+    // three processes served each.
+    let stats = exchange(
+        addr,
+        b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let stats: serde_json::Value =
+        serde_json::from_str(&stats[stats.find('{').expect("a JSON body")..]).unwrap();
+    assert_eq!(stats["requests"], 303, "{stats}");
+    assert_eq!(stats["status"]["200"], 303, "{stats}");
+    // SAFETY: `kill` has no memory-safety preconditions; the pid is our own child's.
     unsafe { libc::kill(parent.id() as i32, libc::SIGTERM) };
     assert!(parent.wait().unwrap().success());
 }

@@ -149,7 +149,8 @@ pub struct Server {
     shared: Arc<Shared>,
     listeners: Vec<TcpListener>,
     threads: Vec<JoinHandle<()>>,
-    stop_event: Option<tokio::sync::watch::Sender<bool>>,
+    /// One per event loop: wakes it to stop.
+    wakers: Vec<Arc<mio::Waker>>,
 }
 
 impl fmt::Debug for Server {
@@ -204,7 +205,7 @@ impl Server {
             shared: shared.clone(),
             listeners,
             threads: Vec::new(),
-            stop_event: None,
+            wakers: Vec::new(),
         };
         match config.model {
             ServerModel::Prefork => {
@@ -233,18 +234,18 @@ impl Server {
                 })?);
             }
             ServerModel::Event => {
-                let (tx, rx) = tokio::sync::watch::channel(false);
                 for i in 0..workers {
                     let listener =
                         server.listeners[if config.reuseport { i } else { 0 }].try_clone()?;
-                    let (shared, rx) = (shared.clone(), rx.clone());
+                    let (poll, waker) = event::poller()?;
+                    let shared = shared.clone();
+                    server.wakers.push(waker);
                     server
                         .threads
                         .push(spawn(&format!("conlab-loop-{i}"), move || {
-                            event::run_loop(listener, &shared, rx)
+                            event::run_loop(listener, &shared, poll)
                         })?);
                 }
-                server.stop_event = Some(tx);
             }
         }
         Ok(server)
@@ -267,8 +268,8 @@ impl Server {
 
     fn stop(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
-        if let Some(tx) = self.stop_event.take() {
-            let _ = tx.send(true);
+        for waker in self.wakers.drain(..) {
+            let _ = waker.wake();
         }
         // Wake threads blocked in accept(): shutting a listening socket's read side makes
         // accept fail at once on Linux.

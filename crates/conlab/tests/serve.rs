@@ -131,6 +131,45 @@ GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 }
 
 #[test]
+fn a_deep_pipeline_and_a_large_body_are_answered_whole_and_in_order() {
+    // A /sleep first, so that the rest (1.3 MB of pipelined requests) piles up in the socket
+    // while the server waits: then it takes more reads than the event loop gives one
+    // connection per turn, and is read over several turns of the loop.
+    const DEPTH: usize = 40_000;
+    let mut raw = b"GET /sleep?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    raw.extend_from_slice(b"POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 900000\r\n\r\n");
+    raw.extend(std::iter::repeat_n(b'b', 900_000));
+    for _ in 0..DEPTH {
+        raw.extend_from_slice(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    }
+    raw.extend_from_slice(b"GET /cpu?n=1000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let raw = Arc::new(raw);
+    for (model, reuseport) in MODELS {
+        let (server, site) = start(model, reuseport);
+        let mut s = TcpStream::connect(server.local_addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut writer = s.try_clone().unwrap();
+        let raw = raw.clone();
+        // Written from a thread while this one reads: neither side's buffers can deadlock.
+        let sender = std::thread::spawn(move || writer.write_all(&raw));
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        sender.join().unwrap().unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 200 "), "{model}");
+        assert!(text.contains("slept 300 ms"), "{model}");
+        assert_eq!(text.matches("HTTP/1.1 405 ").count(), 1, "{model}");
+        assert_eq!(text.matches("Hello, World!").count(), DEPTH, "{model}");
+        assert!(
+            text.ends_with("76127"),
+            "{model}: the last answer is the last request's"
+        );
+        assert_eq!(site.requests() as usize, DEPTH + 3, "{model}");
+        server.shutdown();
+    }
+}
+
+#[test]
 fn adversarial_requests_get_their_status_and_the_server_lives_on() {
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (b"\x00\x01garbage\r\n\r\n".to_vec(), "400"),

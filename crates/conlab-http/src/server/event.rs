@@ -30,6 +30,9 @@ const LISTENER: Token = Token(usize::MAX - 1);
 pub(super) const WAKER: Token = Token(usize::MAX - 2);
 /// The loop's read buffer: large enough for a deep pipeline in one `recv`.
 const READ_SIZE: usize = 64 * 1024;
+/// Reads one connection gets before the others' turn: a client that keeps its socket full
+/// of pipelined requests must not hold the loop.
+const READS_PER_TURN: usize = 16;
 
 /// A `/sleep` answer waiting for its time.
 struct Pending {
@@ -72,6 +75,9 @@ struct Loop<'a> {
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     date: DateCache,
     scratch: Vec<u8>,
+    /// Connections that used up their turn with data still to read. Readiness is
+    /// edge-triggered, so no event will bring them back: they go again after this round.
+    again: Vec<usize>,
     /// Out of descriptors: accept again at this time, after backing off.
     accept_again: Option<Instant>,
     accept_pause: Duration,
@@ -102,6 +108,7 @@ pub(super) fn run_loop(listener: std::net::TcpListener, shared: &Arc<Shared>, po
         timers: BinaryHeap::new(),
         date: DateCache::default(),
         scratch: vec![0; READ_SIZE],
+        again: Vec::new(),
         accept_again: None,
         accept_pause: Duration::from_millis(1),
         next_sweep: now + sweep_interval(shared),
@@ -124,10 +131,14 @@ impl Loop<'_> {
             if self.stopping && self.conns.iter().all(Option::is_none) {
                 return;
             }
-            let timeout = self.next_deadline().map(|d| {
-                // Round up: waking a millisecond early would only spin.
-                d.saturating_duration_since(Instant::now()) + Duration::from_micros(999)
-            });
+            let timeout = if self.again.is_empty() {
+                self.next_deadline().map(|d| {
+                    // Round up: waking a millisecond early would only spin.
+                    d.saturating_duration_since(Instant::now()) + Duration::from_micros(999)
+                })
+            } else {
+                Some(Duration::ZERO)
+            };
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -147,6 +158,9 @@ impl Loop<'_> {
                         self.drive(slot);
                     }
                 }
+            }
+            for slot in std::mem::take(&mut self.again) {
+                self.drive(slot);
             }
             if !self.stopping && self.shared.stopping.load(Ordering::Relaxed) {
                 self.begin_stop();
@@ -349,6 +363,7 @@ impl Loop<'_> {
         let Some(Some(conn)) = self.conns.get_mut(slot) else {
             return Next::Keep;
         };
+        let mut reads = 0;
         loop {
             // 1. Owed bytes first: nothing new is read until the client takes its answers.
             while conn.written < conn.out.len() {
@@ -393,6 +408,11 @@ impl Loop<'_> {
             if !conn.readable {
                 return Next::Keep;
             }
+            if reads == READS_PER_TURN {
+                self.again.push(slot);
+                return Next::Keep;
+            }
+            reads += 1;
             let n = match conn.stream.read(&mut self.scratch) {
                 Ok(0) => return Next::Close,
                 Ok(n) => n,

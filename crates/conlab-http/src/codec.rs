@@ -318,6 +318,76 @@ fn dechunk(mut buf: &[u8], max: usize) -> Result<Option<(Vec<u8>, usize)>, Codec
     }
 }
 
+/// One malformed or adversarial request and the status it must get.
+#[derive(Debug, Clone)]
+pub struct Adversarial {
+    /// What is wrong with it.
+    pub name: &'static str,
+    /// The bytes a client sends.
+    pub raw: Vec<u8>,
+    /// The status the server must answer with (then close the connection).
+    pub status: u16,
+}
+
+impl Adversarial {
+    fn new(name: &'static str, raw: impl Into<Vec<u8>>, status: u16) -> Self {
+        Adversarial {
+            name,
+            raw: raw.into(),
+            status,
+        }
+    }
+}
+
+/// The corpus of malformed and adversarial requests (smuggling, oversized and malformed
+/// heads, bad lengths and chunks), each with its status: the codec's tests check the parser
+/// against it, the server tests every live model, so one table says what "right" is.
+pub fn adversarial_requests() -> Vec<Adversarial> {
+    let big_header = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(9000)
+    );
+    let many_headers = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        "X-A: 1\r\n".repeat(70)
+    );
+    let endless = "GET /".to_string() + &"a".repeat(9000);
+    vec![
+        Adversarial::new("garbage", b"\x00\x01\x02garbage\r\n\r\n".to_vec(), 400),
+        Adversarial::new("no version", b"GET /\r\n\r\n".to_vec(), 400),
+        Adversarial::new("lowercase version", b"GET / http/1.1\r\nHost: x\r\n\r\n".to_vec(), 400),
+        Adversarial::new("HTTP/2.0", b"GET / HTTP/2.0\r\nHost: x\r\n\r\n".to_vec(), 505),
+        Adversarial::new("HTTP/1.2", b"GET / HTTP/1.2\r\nHost: x\r\n\r\n".to_vec(), 505),
+        Adversarial::new("space in method", b"G ET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 400),
+        Adversarial::new("target not a path", b"GET index.html HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 400),
+        Adversarial::new("no Host in 1.1", b"GET / HTTP/1.1\r\n\r\n".to_vec(), 400),
+        Adversarial::new("two Hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".to_vec(), 400),
+        Adversarial::new("header without colon", b"GET / HTTP/1.1\r\nHost: x\r\nBroken\r\n\r\n".to_vec(), 400),
+        Adversarial::new("space before colon", b"GET / HTTP/1.1\r\nHost : x\r\n\r\n".to_vec(), 400),
+        Adversarial::new("NUL in header", b"GET / HTTP/1.1\r\nHost: x\x00y\r\n\r\n".to_vec(), 400),
+        Adversarial::new("obs-fold", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n 2\r\n\r\n".to_vec(), 400),
+        Adversarial::new("header too large", big_header.into_bytes(), 431),
+        Adversarial::new("too many headers", many_headers.into_bytes(), 431),
+        Adversarial::new("endless request line", endless.into_bytes(), 431),
+        Adversarial::new("CL and TE", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), 400),
+        Adversarial::new("TE and CL", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n".to_vec(), 400),
+        Adversarial::new("two different CLs", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab".to_vec(), 400),
+        Adversarial::new("negative CL", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n".to_vec(), 400),
+        Adversarial::new("CL with a sign", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello".to_vec(), 400),
+        Adversarial::new("CL list", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\nhello".to_vec(), 400),
+        Adversarial::new("CL not a number", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: five\r\n\r\n".to_vec(), 400),
+        Adversarial::new("huge CL", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n".to_vec(), 413),
+        Adversarial::new("body over the limit", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n".to_vec(), 413),
+        Adversarial::new("gzip transfer coding", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(), 501),
+        Adversarial::new("chunked twice", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), 501),
+        Adversarial::new("chunked in 1.0", b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), 400),
+        Adversarial::new("bad chunk size", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n".to_vec(), 400),
+        Adversarial::new("chunk without CRLF", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n".to_vec(), 400),
+        Adversarial::new("chunks over the limit", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFF\r\n".to_vec(), 413),
+        Adversarial::new("chunk size overflow", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFF\r\n".to_vec(), 400),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,54 +464,12 @@ mod tests {
     /// At least 30 malformed or adversarial requests, each with the status it must get.
     #[test]
     fn adversarial_requests_get_the_right_status() {
-        let big_header = format!(
-            "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
-            "a".repeat(9000)
-        );
-        let many_headers = format!(
-            "GET / HTTP/1.1\r\nHost: x\r\n{}\r\n",
-            "X-A: 1\r\n".repeat(70)
-        );
-        let endless = "GET /".to_string() + &"a".repeat(9000);
-        let cases: Vec<(&str, Vec<u8>, u16)> = vec![
-            ("garbage", b"\x00\x01\x02garbage\r\n\r\n".to_vec(), 400),
-            ("no version", b"GET /\r\n\r\n".to_vec(), 400),
-            ("lowercase version", b"GET / http/1.1\r\nHost: x\r\n\r\n".to_vec(), 400),
-            ("HTTP/2.0", b"GET / HTTP/2.0\r\nHost: x\r\n\r\n".to_vec(), 505),
-            ("HTTP/1.2", b"GET / HTTP/1.2\r\nHost: x\r\n\r\n".to_vec(), 505),
-            ("space in method", b"G ET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 400),
-            ("target not a path", b"GET index.html HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 400),
-            ("no Host in 1.1", b"GET / HTTP/1.1\r\n\r\n".to_vec(), 400),
-            ("two Hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".to_vec(), 400),
-            ("header without colon", b"GET / HTTP/1.1\r\nHost: x\r\nBroken\r\n\r\n".to_vec(), 400),
-            ("space before colon", b"GET / HTTP/1.1\r\nHost : x\r\n\r\n".to_vec(), 400),
-            ("NUL in header", b"GET / HTTP/1.1\r\nHost: x\x00y\r\n\r\n".to_vec(), 400),
-            ("obs-fold", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n 2\r\n\r\n".to_vec(), 400),
-            ("header too large", big_header.into_bytes(), 431),
-            ("too many headers", many_headers.into_bytes(), 431),
-            ("endless request line", endless.into_bytes(), 431),
-            ("CL and TE", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), 400),
-            ("TE and CL", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n".to_vec(), 400),
-            ("two different CLs", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab".to_vec(), 400),
-            ("negative CL", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n".to_vec(), 400),
-            ("CL with a sign", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello".to_vec(), 400),
-            ("CL list", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\nhello".to_vec(), 400),
-            ("CL not a number", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: five\r\n\r\n".to_vec(), 400),
-            ("huge CL", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n".to_vec(), 413),
-            ("body over the limit", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n".to_vec(), 413),
-            ("gzip transfer coding", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(), 501),
-            ("chunked twice", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), 501),
-            ("chunked in 1.0", b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), 400),
-            ("bad chunk size", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n".to_vec(), 400),
-            ("chunk without CRLF", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n".to_vec(), 400),
-            ("chunks over the limit", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFF\r\n".to_vec(), 413),
-            ("chunk size overflow", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFF\r\n".to_vec(), 400),
-        ];
+        let cases = adversarial_requests();
         assert!(cases.len() >= 30);
-        for (name, raw, status) in cases {
-            match parse_all(&raw) {
-                Err(e) => assert_eq!(e.status(), status, "{name}: {e}"),
-                Ok(other) => panic!("{name}: expected {status}, got {other:?}"),
+        for case in cases {
+            match parse_all(&case.raw) {
+                Err(e) => assert_eq!(e.status(), case.status, "{}: {e}", case.name),
+                Ok(other) => panic!("{}: expected {}, got {other:?}", case.name, case.status),
             }
         }
     }

@@ -169,33 +169,78 @@ fn a_deep_pipeline_and_a_large_body_are_answered_whole_and_in_order() {
     }
 }
 
+/// The codec's adversarial corpus (30+ cases) and the site's own refusals.
+fn adversarial_cases() -> Vec<(String, Vec<u8>, u16)> {
+    let mut cases: Vec<(String, Vec<u8>, u16)> = conlab_http::codec::adversarial_requests()
+        .into_iter()
+        .map(|c| (c.name.to_string(), c.raw, c.status))
+        .collect();
+    for (name, raw, status) in [
+        (
+            "DELETE",
+            &b"DELETE /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"[..],
+            405,
+        ),
+        (
+            "no such page",
+            b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            404,
+        ),
+        (
+            "bad /cpu",
+            b"GET /cpu?n=x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            400,
+        ),
+        (
+            "escape the root",
+            b"GET /static/../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            404,
+        ),
+    ] {
+        cases.push((name.to_string(), raw.to_vec(), status));
+    }
+    cases
+}
+
+/// Every adversarial case on its own connection: the right status, then the server still
+/// answers a plain request.
+fn assert_refuses_and_lives(addr: SocketAddr, model: &str) {
+    for (name, raw, status) in adversarial_cases() {
+        let text = exchange(addr, &raw);
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{model}, {name}: expected {status}, got {text:?}"
+        );
+    }
+    let alive = exchange(addr, b"GET /hello HTTP/1.0\r\n\r\n");
+    assert!(alive.contains("Hello, World!"), "{model} stopped serving");
+}
+
 #[test]
 fn adversarial_requests_get_their_status_and_the_server_lives_on() {
-    let cases: Vec<(Vec<u8>, &str)> = vec![
-        (b"\x00\x01garbage\r\n\r\n".to_vec(), "400"),
-        (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n".to_vec(), "505"),
-        (b"GET / HTTP/1.1\r\n\r\n".to_vec(), "400"),
-        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), "400"),
-        (format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n", "a".repeat(9000)).into_bytes(), "431"),
-        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n".to_vec(), "413"),
-        (b"DELETE /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), "405"),
-        (b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), "404"),
-        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(), "501"),
-        (b"GET /cpu?n=x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), "400"),
-    ];
+    assert!(adversarial_cases().len() >= 30);
     for (model, reuseport) in MODELS {
         let (server, _) = start(model, reuseport);
-        for (raw, status) in &cases {
-            let text = exchange(server.local_addr(), raw);
-            assert!(
-                text.starts_with(&format!("HTTP/1.1 {status} ")),
-                "{model}: expected {status}, got {text:?}"
-            );
-        }
-        let alive = exchange(server.local_addr(), b"GET /hello HTTP/1.0\r\n\r\n");
-        assert!(alive.contains("Hello, World!"), "{model} stopped serving");
+        assert_refuses_and_lives(server.local_addr(), model.name());
         server.shutdown();
     }
+    // prefork: its workers are processes; none may die or hang on any case.
+    let (mut parent, _lines, addr, _) = serve_command(&["--model", "prefork", "--workers", "2"]);
+    let tree = |pid: u32| {
+        let mut pids = conlab_measure::usage::process_tree(pid);
+        pids.sort_unstable();
+        pids
+    };
+    let workers = tree(parent.id());
+    assert_refuses_and_lives(addr, "prefork");
+    assert_eq!(
+        tree(parent.id()),
+        workers,
+        "a prefork worker died or was replaced"
+    );
+    // SAFETY: `kill` has no memory-safety preconditions; the pid is our own child's.
+    unsafe { libc::kill(parent.id() as i32, libc::SIGTERM) };
+    assert!(parent.wait().unwrap().success());
 }
 
 #[test]

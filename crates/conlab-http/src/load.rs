@@ -118,6 +118,9 @@ pub struct LoadResult {
 struct Shared {
     config: LoadConfig,
     request: Vec<u8>,
+    /// `request` repeated `pipeline` times: a batch of k is its first k requests, so no
+    /// batch is ever built again.
+    batch: Vec<u8>,
     /// Requests still to send in `-n` mode (decremented before sending).
     budget: AtomicU64,
     stop: AtomicBool,
@@ -197,8 +200,10 @@ fn serialise(config: &LoadConfig) -> Vec<u8> {
 /// Runs the load; `on_start` gets a progress handle once the threads are running.
 pub fn run(config: LoadConfig, on_start: impl FnOnce(Progress)) -> LoadResult {
     let threads = config.threads.clamp(1, config.connections.max(1));
+    let request = serialise(&config);
     let shared = Arc::new(Shared {
-        request: serialise(&config),
+        batch: request.repeat(config.pipeline.max(1)),
+        request,
         budget: AtomicU64::new(config.requests.unwrap_or(u64::MAX)),
         stop: AtomicBool::new(false),
         done: AtomicU64::new(0),
@@ -313,8 +318,11 @@ async fn connection(shared: &Shared, index: usize, start: Instant) -> Tally {
         };
         let _ = stream.set_nodelay(true);
         let mut stream = stream;
-        let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
-        let mut chunk = vec![0u8; 64 * 1024];
+        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+        // One timer per connection, re-armed only when it fires before the answer is due: a
+        // `timeout()` around every read put a timer-wheel insert and removal on every request.
+        let timer = tokio::time::sleep(config.timeout);
+        tokio::pin!(timer);
         loop {
             // How many to send now: a pipeline's worth, as far as the budget allows.
             let mut batch = 0;
@@ -328,21 +336,24 @@ async fn connection(shared: &Shared, index: usize, start: Instant) -> Tally {
             if let Some(due) = due {
                 tokio::time::sleep_until(due.into()).await;
             }
-            let mut out = Vec::with_capacity(shared.request.len() * batch);
-            for _ in 0..batch {
-                out.extend_from_slice(&shared.request);
-            }
             let sent_at = Instant::now();
             sent += batch as u64;
-            if stream.write_all(&out).await.is_err() {
+            if stream
+                .write_all(&shared.batch[..shared.request.len() * batch])
+                .await
+                .is_err()
+            {
                 tally.error("write");
                 continue 'reconnect;
             }
             let mut answered = 0;
+            // Responses are taken from `buf[pos..]`; the consumed front is dropped once per
+            // read, not once per response.
+            let mut pos = 0;
             while answered < batch {
-                match parse_response(&buf) {
+                match parse_response(&buf[pos..]) {
                     Some(Ok((status, len, close))) => {
-                        buf.drain(..len);
+                        pos += len;
                         answered += 1;
                         let now = Instant::now();
                         tally.requests += 1;
@@ -369,22 +380,35 @@ async fn connection(shared: &Shared, index: usize, start: Instant) -> Tally {
                     }
                     None => {}
                 }
-                match tokio::time::timeout(config.timeout, stream.read(&mut chunk)).await {
-                    Ok(Ok(0)) => {
+                buf.drain(..pos);
+                pos = 0;
+                buf.reserve(16 * 1024);
+                let read = tokio::select! {
+                    biased;
+                    read = stream.read_buf(&mut buf) => Some(read),
+                    () = &mut timer => None,
+                };
+                match read {
+                    Some(Ok(0) | Err(_)) => {
                         tally.error("read");
                         continue 'reconnect;
                     }
-                    Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-                    Ok(Err(_)) => {
-                        tally.error("read");
-                        continue 'reconnect;
-                    }
-                    Err(_) => {
+                    Some(Ok(_)) => {}
+                    None => {
+                        let due = sent_at + config.timeout;
+                        if due > Instant::now() {
+                            timer.as_mut().reset(due.into());
+                            continue;
+                        }
+                        timer
+                            .as_mut()
+                            .reset((Instant::now() + config.timeout).into());
                         tally.error("timeout");
                         continue 'reconnect;
                     }
                 }
             }
+            buf.drain(..pos);
         }
     }
 }
@@ -392,9 +416,14 @@ async fn connection(shared: &Shared, index: usize, start: Instant) -> Tally {
 /// One response at the front of `buf`: `(status, bytes, connection closes)`, `None` when
 /// incomplete, `Err` when malformed. Bodies by Content-Length (or none, for 1xx/204/304).
 fn parse_response(buf: &[u8]) -> Option<Result<(u16, usize, bool), ()>> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut resp = httparse::Response::new(&mut headers);
-    let header_len = match resp.parse(buf) {
+    // Uninitialised slots: zeroing 32 headers for every response was measurable.
+    let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; 32];
+    let mut resp = httparse::Response::new(&mut []);
+    let header_len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut headers,
+    ) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return None,
         Err(_) => return Some(Err(())),

@@ -113,6 +113,40 @@ fn errors_and_non_2xx_are_reported_and_fail_the_exit_status() {
 }
 
 #[test]
+fn a_response_slower_than_the_timeout_is_a_timeout_and_a_busy_connection_is_not() {
+    let (server, _) = start(ServerModel::Event);
+    let addr = server.local_addr();
+    // Answers take 400 ms, the timeout is 150 ms: every request times out.
+    let (ok, r) = load(&[
+        "-d",
+        "1s",
+        "-c",
+        "2",
+        "--timeout",
+        "150ms",
+        &format!("http://{addr}/sleep?ms=400"),
+    ]);
+    assert!(!ok);
+    assert!(r["errors"]["timeout"].as_u64().unwrap_or(0) >= 2, "{r}");
+    assert_eq!(r["successes"], 0, "{r}");
+    // Answers take 20 ms, the timeout is 500 ms, the run 2 s: the connection outlives four
+    // timeout periods without a single late answer, so no timeout may be counted.
+    let (ok, r) = load(&[
+        "-d",
+        "2s",
+        "-c",
+        "2",
+        "--timeout",
+        "500ms",
+        &format!("http://{addr}/sleep?ms=20"),
+    ]);
+    assert!(ok, "{r}");
+    assert!(r["requests"].as_u64().unwrap() > 10, "{r}");
+    assert!(r["errors"].as_object().unwrap().is_empty(), "{r}");
+    server.shutdown();
+}
+
+#[test]
 fn bad_arguments_are_refused() {
     for args in [
         vec!["https://x/"],

@@ -132,14 +132,14 @@ impl Loop<'_> {
                 return;
             }
             let timeout = if self.again.is_empty() {
-                self.next_deadline().map(|d| {
-                    // Round up: waking a millisecond early would only spin.
-                    d.saturating_duration_since(Instant::now()) + Duration::from_micros(999)
-                })
+                // Round up: waking a millisecond early would only spin.
+                self.next_deadline()
+                    .saturating_duration_since(Instant::now())
+                    + Duration::from_micros(999)
             } else {
-                Some(Duration::ZERO)
+                Duration::ZERO
             };
-            match self.poll.poll(&mut events, timeout) {
+            match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return,
@@ -178,7 +178,8 @@ impl Loop<'_> {
         }
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
+    /// The soonest of the next sweep, `/sleep` answer and accept retry.
+    fn next_deadline(&self) -> Instant {
         let mut next = self.next_sweep;
         if let Some(Reverse((due, _))) = self.timers.peek() {
             next = next.min(*due);
@@ -186,7 +187,7 @@ impl Loop<'_> {
         if let Some(t) = self.accept_again {
             next = next.min(t);
         }
-        Some(next)
+        next
     }
 
     fn accept(&mut self) {
@@ -401,6 +402,8 @@ impl Loop<'_> {
                 return Next::Close;
             }
             if !conn.partial.is_empty() && conn.request_started.is_none() {
+                // A request has begun and is not whole: its headers are on the clock (set
+                // here only: a connection still owed answers is not swept).
                 conn.request_started = Some(conn.last_active);
             }
             // 3. Read: into the loop's buffer, answered from there; only a split request's
@@ -442,9 +445,6 @@ impl Loop<'_> {
             } else {
                 // Answered at the top of the next round.
                 conn.partial.extend_from_slice(&self.scratch[..n]);
-            }
-            if !conn.partial.is_empty() && conn.pending.is_none() && !conn.close_after_write {
-                conn.request_started.get_or_insert(conn.last_active);
             }
         }
     }

@@ -186,9 +186,19 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let result = load::run(config, |progress| {
         if live {
             std::thread::spawn(move || {
+                // Elapsed, total and the rate over the last quarter second: enough to see a
+                // server stall or a run that will not end, on one line that is rewritten.
+                let started = std::time::Instant::now();
+                let (mut last, mut last_at) = (0, started);
                 loop {
                     std::thread::sleep(Duration::from_millis(250));
-                    eprint!("\r  {} responses", progress.done());
+                    let (done, now) = (progress.done(), std::time::Instant::now());
+                    eprint!(
+                        "\r\x1b[K  {:>6.1}s  {done} responses  {:.0} req/s now",
+                        now.duration_since(started).as_secs_f64(),
+                        (done - last) as f64 / now.duration_since(last_at).as_secs_f64()
+                    );
+                    (last, last_at) = (done, now);
                 }
             });
         }

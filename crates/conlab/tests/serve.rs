@@ -238,9 +238,7 @@ fn adversarial_requests_get_their_status_and_the_server_lives_on() {
         workers,
         "a prefork worker died or was replaced"
     );
-    // SAFETY: `kill` has no memory-safety preconditions; the pid is our own child's.
-    unsafe { libc::kill(parent.id() as i32, libc::SIGTERM) };
-    assert!(parent.wait().unwrap().success());
+    stop_gracefully(&mut parent);
 }
 
 #[test]
@@ -396,9 +394,7 @@ fn the_serve_command_prints_its_port_and_stops_cleanly_on_sigterm() {
     let (mut child, mut lines, addr, _) =
         serve_command(&["--model", "threadpool", "--workers", "2"]);
     assert!(exchange(addr, b"GET /hello HTTP/1.0\r\n\r\n").contains("Hello, World!"));
-    // SAFETY: `kill` has no memory-safety preconditions; the pid is our own child's.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert!(child.wait().unwrap().success());
+    stop_gracefully(&mut child);
     let last = lines.next().unwrap().unwrap();
     assert!(last.contains("stopped after 1 requests"), "{last}");
 }
@@ -439,22 +435,34 @@ fn prefork_serves_from_several_processes_and_stops_them_all() {
     drop(open);
     // The workers count into one shared block: /stats is the whole server's, whichever
     // worker answers it (2 + 1 + 3 requests so far, all from different connections).
-    let stats = exchange(
-        addr,
-        b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
-    let json = &stats[stats.find('{').expect("a JSON body")..];
-    let stats: serde_json::Value = serde_json::from_str(json).unwrap();
+    let stats = stats(addr);
     assert_eq!(stats["requests"], 6, "{stats}");
     assert_eq!(stats["status"]["505"], 1, "{stats}");
     assert_eq!(stats["connections"], 6, "{stats}");
     let pid = parent.id();
-    // SAFETY: `kill` has no memory-safety preconditions; the pid is our own child's.
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    assert!(parent.wait().unwrap().success());
+    stop_gracefully(&mut parent);
     assert_eq!(children(pid), 0, "no worker process outlives the server");
     let last = lines.map_while(Result::ok).last().unwrap_or_default();
     assert!(last.contains("after 7 requests"), "{last}");
+}
+
+/// SIGTERM to a `conlab serve` child; it must stop cleanly (exit 0).
+fn stop_gracefully(child: &mut std::process::Child) {
+    // SAFETY: `kill` has no memory-safety preconditions; the pid is our own child's.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(
+        child.wait().unwrap().success(),
+        "conlab serve did not stop cleanly"
+    );
+}
+
+/// The server's `/stats`, parsed.
+fn stats(addr: SocketAddr) -> serde_json::Value {
+    let text = exchange(
+        addr,
+        b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    serde_json::from_str(&text[text.find('{').expect("a JSON body")..]).unwrap()
 }
 
 /// Open descriptors of process `pid`.
@@ -500,9 +508,7 @@ fn running_out_of_file_descriptors_is_survived() {
             child.try_wait().unwrap().is_none(),
             "{args:?}: died after EMFILE"
         );
-        // SAFETY: `kill` has no memory-safety preconditions; the pid is our own child's.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        assert!(child.wait().unwrap().success(), "{args:?}");
+        stop_gracefully(&mut child);
     }
 }
 
@@ -546,9 +552,7 @@ fn a_slowloris_pins_every_prefork_worker_but_not_an_event_loop() {
         freed.iter().any(|t| t.starts_with("HTTP/1.1 408 ")),
         "the normal request was served before any slow client let go of a worker: {freed:?}"
     );
-    // SAFETY: `kill` has no memory-safety preconditions; the pid is our own child's.
-    unsafe { libc::kill(parent.id() as i32, libc::SIGTERM) };
-    assert!(parent.wait().unwrap().success());
+    stop_gracefully(&mut parent);
 
     // event, one loop, 50 slow clients: the loop serves the normal request while every slow
     // client is still waiting for its 408.
@@ -570,9 +574,7 @@ fn a_slowloris_pins_every_prefork_worker_but_not_an_event_loop() {
         slow.iter().all(|s| answered(s).is_none()),
         "a slow client was answered before its header timeout"
     );
-    // SAFETY: as above.
-    unsafe { libc::kill(parent.id() as i32, libc::SIGTERM) };
-    assert!(parent.wait().unwrap().success());
+    stop_gracefully(&mut parent);
 }
 
 #[test]
@@ -608,15 +610,8 @@ fn prefork_answers_curl_python_and_load_and_its_stats_count_every_request() {
     assert_eq!(report["requests"], 300, "{report}");
     // The workers' shared counters: 1 (curl) + 2 (Python) + 300 (load), whichever of the
     // three processes served each.
-    let stats = exchange(
-        addr,
-        b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
-    let stats: serde_json::Value =
-        serde_json::from_str(&stats[stats.find('{').expect("a JSON body")..]).unwrap();
+    let stats = stats(addr);
     assert_eq!(stats["requests"], 303, "{stats}");
     assert_eq!(stats["status"]["200"], 303, "{stats}");
-    // SAFETY: `kill` has no memory-safety preconditions; the pid is our own child's.
-    unsafe { libc::kill(parent.id() as i32, libc::SIGTERM) };
-    assert!(parent.wait().unwrap().success());
+    stop_gracefully(&mut parent);
 }

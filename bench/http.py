@@ -115,14 +115,16 @@ http {{ access_log off;
     return p
 
 
-def start_conlab(port, model="event", workers=1):
-    p = subprocess.Popen(["taskset", "-c", "0", CONLAB, "serve", "--model", model, "--workers", str(workers),
+def start_conlab(port, model="event", workers=1, pin=True):
+    """`conlab serve` on `port`, pinned to CPU 0 unless `pin` is false."""
+    taskset = ["taskset", "-c", "0"] if pin else []
+    p = subprocess.Popen([*taskset, CONLAB, "serve", "--model", model, "--workers", str(workers),
                           "--bind", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL)
     wait_port(port)
     return p
 
 
-def start_apache(port, tmp, mpm, workers):
+def start_apache(port, tmp, mpm, workers, pin=True):
     """Apache httpd with one MPM: prefork (`workers` processes) or event (one process of
     `workers` threads); /hello is a 13-byte static file, keep-alive unlimited."""
     root = os.path.join(tmp, f"apache-{mpm}")
@@ -168,7 +170,8 @@ MaxConnectionsPerChild 0
 """)
     # Its own session: at shutdown Apache signals its whole process group, which would
     # otherwise include this script.
-    p = subprocess.Popen(["taskset", "-c", "0", "apache2", "-f", conf, "-DFOREGROUND"], stderr=subprocess.DEVNULL,
+    taskset = ["taskset", "-c", "0"] if pin else []
+    p = subprocess.Popen([*taskset, "apache2", "-f", conf, "-DFOREGROUND"], stderr=subprocess.DEVNULL,
                          start_new_session=True)
     wait_port(port)
     # Every worker up before the clock starts, as conlab's are.

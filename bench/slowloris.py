@@ -8,7 +8,8 @@ For each server: `conlab load -c 10` on /hello alone, then again while SLOW slow
 each hold a connection open by sending one header byte a second (reconnecting whenever the
 server drops them). A server that gives a connection a worker of its own (prefork,
 threadpool, Apache prefork) has SLOW >= its workers pinned until its header timeout; an event
-loop keeps serving. conlab's header timeout is 10 s (`--header-timeout-s`); Apache's
+loop keeps serving. No process is pinned to a CPU: every server may use both cores.
+conlab's header timeout is 10 s (`--header-timeout-s`); Apache's
 `Timeout` is 60 s without mod_reqtimeout, which this configuration leaves out, as a bare
 Apache has it.
 """
@@ -69,10 +70,10 @@ def main():
     bench.ensure(("apache2", "apache2"))
     subprocess.run(["cargo", "build", "--quiet", "--release"], cwd=bench.ROOT, check=True)
     servers = [
-        ("conlab prefork", lambda port, tmp: start_conlab(port, "prefork", WORKERS)),
-        ("conlab threadpool", lambda port, tmp: start_conlab(port, "threadpool", WORKERS)),
-        ("conlab event", lambda port, tmp: start_conlab(port, "event", 2)),
-        ("apache prefork", lambda port, tmp: bench.start_apache(port, tmp, "prefork", WORKERS)),
+        ("conlab prefork", lambda port, tmp: bench.start_conlab(port, "prefork", WORKERS, pin=False)),
+        ("conlab threadpool", lambda port, tmp: bench.start_conlab(port, "threadpool", WORKERS, pin=False)),
+        ("conlab event", lambda port, tmp: bench.start_conlab(port, "event", 2, pin=False)),
+        ("apache prefork", lambda port, tmp: bench.start_apache(port, tmp, "prefork", WORKERS, pin=False)),
     ]
     print(f"/hello, conlab load -c10 -d{DURATION}s, alone and beside {SLOW} slow clients; "
           f"{WORKERS} workers where the model has them")
@@ -96,13 +97,6 @@ def main():
                 proc.wait()
             print(f"{name:<18} {alone:>12,.0f} {beside:>13,.0f} {p99_alone:>8.2f}ms {p99_beside:>9.2f}ms "
                   f"{errors:>7}")
-
-
-def start_conlab(port, model, workers):
-    p = subprocess.Popen([bench.CONLAB, "serve", "--model", model, "--workers", str(workers),
-                          "--bind", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL)
-    bench.wait_port(port)
-    return p
 
 
 if __name__ == "__main__":

@@ -70,15 +70,22 @@ def tree(pid):
     return found
 
 
-def cpu_seconds(pid):
-    total = 0
+def cpu_by_pid(pid):
+    """utime+stime in seconds of each process of the tree, by pid."""
+    times = {}
     for p in tree(pid):
         try:
             fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
-    return total / HZ
+        times[p] = (int(fields[11]) + int(fields[12])) / HZ
+    return times
+
+
+def cpu_since(pid, before):
+    """CPU seconds the tree used since the `cpu_by_pid` snapshot `before`. A worker that
+    exited in between is left out rather than counted negative (Apache recycles children)."""
+    return sum(t - before.get(p, 0.0) for p, t in cpu_by_pid(pid).items())
 
 
 def pss_mib(pid):
@@ -210,9 +217,9 @@ def conlab_load(url, connections=50, pipeline=1):
 
 
 def measure_server(proc, url, connections):
-    before = cpu_seconds(proc.pid)
+    before = cpu_by_pid(proc.pid)
     total, rps, _, p99, errors = wrk(url, connections)
-    server_cpu = cpu_seconds(proc.pid) - before
+    server_cpu = cpu_since(proc.pid, before)
     return {"rps": rps, "per_cpu_s": total / max(server_cpu, 1e-9), "p99": p99, "errors": errors}
 
 
@@ -276,9 +283,9 @@ def nginx_vs_event(tmp):
 
         print(f"pipelining: conlab load --pipeline 16 -c10 -t1 -d{SECONDS}s, server on CPU 0")
         for name, (proc, url) in servers.items():
-            before = cpu_seconds(proc.pid)
+            before = cpu_by_pid(proc.pid)
             total, rps, _ = conlab_load(url, connections=10, pipeline=16)
-            cpu = cpu_seconds(proc.pid) - before
+            cpu = cpu_since(proc.pid, before)
             print(f"{name:<14} {rps:>12,.0f} req/s, server CPU {cpu / SECONDS * 100:.0f}%")
         print()
     finally:

@@ -400,9 +400,6 @@ async fn connection(shared: &Shared, index: usize, start: Instant) -> Tally {
                             timer.as_mut().reset(due.into());
                             continue;
                         }
-                        timer
-                            .as_mut()
-                            .reset((Instant::now() + config.timeout).into());
                         tally.error("timeout");
                         continue 'reconnect;
                     }

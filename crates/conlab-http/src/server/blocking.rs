@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{Shared, Step};
-use crate::response::{DateCache, Response, write_response};
+use crate::response::{DateCache, Response};
 
 /// Accepts until the server stops; serves each connection here (threadpool) or on a new
 /// thread (thread-per-conn).
@@ -134,9 +134,8 @@ fn timeout(
     mid_request: bool,
 ) -> io::Result<()> {
     if mid_request {
-        shared.site.count(408);
         let mut out = Vec::new();
-        write_response(&mut out, &Response::error(408), false, false, date.now());
+        shared.send(&mut out, date, &Response::error(408), false, false);
         stream.write_all(&out)?;
     }
     Ok(())

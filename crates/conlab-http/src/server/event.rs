@@ -22,7 +22,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::{Shared, Step};
-use crate::response::{DateCache, Response, write_response};
+use crate::response::{DateCache, Response};
 
 /// The listener's token.
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -332,13 +332,12 @@ impl Loop<'_> {
             }
             match conn.request_started {
                 Some(t) if now.duration_since(t) >= config.header_timeout => {
-                    self.shared.site.count(408);
-                    write_response(
+                    shared.send(
                         &mut conn.out,
+                        &mut self.date,
                         &Response::error(408),
                         false,
                         false,
-                        self.date.now(),
                     );
                     conn.close_after_write = true;
                     self.drive(slot);

@@ -29,7 +29,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use crate::error::Error;
-use crate::handle::AsSlot;
+use crate::sync::lock;
 use crate::task::TaskId;
 
 thread_local! {
@@ -39,9 +39,25 @@ thread_local! {
     static CURRENT_TASK: Cell<Option<TaskId>> = const { Cell::new(None) };
 }
 
+/// Whether an awaited task is done yet: the one thing the monitor needs to know of a task
+/// besides its id, so that it can be told without knowing what a task handle is.
+pub(crate) type DoneProbe = Box<dyn Fn() -> bool + Send>;
+
 struct Edge {
     awaited: TaskId,
-    awaited_done: Box<dyn Fn() -> bool + Send>,
+    awaited_done: DoneProbe,
+}
+
+/// Which pool's monitor a task belongs to: the monitor's address, or [`MonitorId::NONE`] for
+/// pools whose workers never block on each other (serial, async, processes). An address
+/// rather than an `Arc`: no reference count to bump per task, and a monitor lives as long as
+/// its pool, whose tasks are all done before it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MonitorId(usize);
+
+impl MonitorId {
+    /// No monitor: waits on such a task are never tracked.
+    pub(crate) const NONE: MonitorId = MonitorId(0);
 }
 
 /// The wait-for graph of one pool's workers.
@@ -86,7 +102,12 @@ impl Monitor {
     }
 
     fn edges(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, Edge>> {
-        self.edges.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.edges)
+    }
+
+    /// The id the pool's tasks carry, so that a wait on one can find this monitor.
+    pub(crate) fn id(self: &Arc<Self>) -> MonitorId {
+        MonitorId(Arc::as_ptr(self) as usize)
     }
 
     /// Marks the calling thread as one of this pool's workers, for as long as it lives.
@@ -102,35 +123,32 @@ impl Monitor {
         out
     }
 
-    /// Called by a wait that is about to block on `slot`: records the edge, or refuses the
-    /// wait with [`Error::Deadlock`] if it would never return. `None` when the wait is not
-    /// one this monitor tracks (not on a worker, or another pool's task).
-    pub(crate) fn block_on<T: Send + 'static>(
-        cell: &Arc<dyn AsSlot<T>>,
+    /// Called by a wait that is about to block on task `awaited` of the pool `owner`:
+    /// records the edge, or refuses the wait with [`Error::Deadlock`] if it would never
+    /// return. `None` when the wait is not one this monitor tracks (not on a worker, or
+    /// another pool's task).
+    pub(crate) fn block_on(
+        owner: MonitorId,
+        awaited: TaskId,
+        awaited_done: impl FnOnce() -> DoneProbe,
     ) -> Result<Option<Blocked>, Error> {
-        let address = cell.slot().monitor();
-        if address == 0 {
+        if owner == MonitorId::NONE {
             return Ok(None);
         }
-        let Some(monitor) = WORKER_OF.with(|w| {
-            w.borrow()
-                .as_ref()
-                .filter(|m| Arc::as_ptr(m) as usize == address)
-                .cloned()
-        }) else {
+        let Some(monitor) =
+            WORKER_OF.with(|w| w.borrow().as_ref().filter(|m| m.id() == owner).cloned())
+        else {
             return Ok(None);
         };
         let Some(waiter) = CURRENT_TASK.with(Cell::get) else {
             return Ok(None);
         };
-        let awaited = cell.slot().id();
-        let probe = cell.clone();
         let mut edges = monitor.edges();
         edges.insert(
             waiter,
             Edge {
                 awaited,
-                awaited_done: Box::new(move || probe.slot().is_done()),
+                awaited_done: awaited_done(),
             },
         );
         if let Some(reason) = monitor.deadlock(&edges, waiter) {

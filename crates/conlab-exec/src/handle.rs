@@ -30,11 +30,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use crate::deadlock::Monitor;
+use crate::deadlock::{Monitor, MonitorId};
 use crate::error::Error;
 use std::cell::UnsafeCell;
 use std::sync::Arc;
 
+#[cfg(not(conlab_loom))]
+use crate::sync::lock;
+#[cfg(conlab_loom)]
+use crate::sync::lock_model as lock;
 use crate::sync::{AtomicU8, Mutex, Ordering, thread};
 use crate::task::{Task, TaskId};
 
@@ -94,10 +98,8 @@ pub(crate) struct Slot<T> {
     id: TaskId,
     state: AtomicU8,
     inner: Mutex<Inner<T>>,
-    /// The address of the deadlock monitor of the pool whose workers run this task (0: none).
-    /// An address rather than an `Arc`: no reference count to bump per task, and a monitor
-    /// lives as long as its pool, whose tasks are all done before it goes.
-    monitor: usize,
+    /// The deadlock monitor of the pool whose workers run this task.
+    monitor: MonitorId,
 }
 
 /// Anything that holds a task's slot: a bare [`Slot`], or a [`TaskCell`] that also holds the
@@ -113,7 +115,7 @@ impl<T: Send> AsSlot<T> for Slot<T> {
 }
 
 impl<T> Slot<T> {
-    pub(crate) fn new(id: TaskId, monitor: Option<&Arc<Monitor>>) -> Self {
+    pub(crate) fn new(id: TaskId, monitor: MonitorId) -> Self {
         Slot {
             id,
             state: AtomicU8::new(QUEUED),
@@ -122,17 +124,12 @@ impl<T> Slot<T> {
                 waiter: Waiter::Nobody,
                 completed_at: None,
             }),
-            monitor: monitor.map_or(0, |m| Arc::as_ptr(m) as usize),
+            monitor,
         }
     }
 
     pub(crate) fn id(&self) -> TaskId {
         self.id
-    }
-
-    /// The address of the pool's deadlock monitor, 0 when it has none.
-    pub(crate) fn monitor(&self) -> usize {
-        self.monitor
     }
 
     /// Claims the task for running; false when it was cancelled first (do not run it).
@@ -249,15 +246,6 @@ fn park_timeout(_: Duration) {
     thread::yield_now();
 }
 
-/// Locks, ignoring poisoning: the slot's invariants hold between statements, and a panic
-/// inside a task never happens while this lock is held.
-fn lock<T>(m: &Mutex<T>) -> crate::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
-    }
-}
-
 /// Polls `done` until it is true or `budget` has passed: a few pause instructions first, then
 /// yielding the core (on 2 cores a spinning waiter must not starve the worker it waits for).
 pub(crate) fn spin_until(mut done: impl FnMut() -> bool, budget: Duration) -> bool {
@@ -309,7 +297,7 @@ pub struct TaskHandle<T> {
 impl<T: Send + 'static> TaskHandle<T> {
     /// A handle that is already done with `result`.
     pub(crate) fn ready(result: Result<T, Error>) -> Self {
-        let slot = Slot::new(TaskId(0), None);
+        let slot = Slot::new(TaskId(0), MonitorId::NONE);
         slot.complete(result);
         TaskHandle {
             cell: Arc::new(slot),
@@ -365,7 +353,11 @@ impl<T: Send + 'static> TaskHandle<T> {
         let _blocked = if self.slot().is_done() {
             None
         } else {
-            Monitor::block_on(&self.cell)?
+            let slot = self.slot();
+            Monitor::block_on(slot.monitor, slot.id, || {
+                let cell = self.cell.clone();
+                Box::new(move || cell.slot().is_done())
+            })?
         };
         // A blocked wait releases the GIL, as `Future.result()` does in CPython.
         crate::gil::allow_threads(|| self.wait_slot(None))
@@ -424,7 +416,7 @@ impl<T> Future for TaskHandle<T> {
 /// Creates a queued task's slot and the handle that reads it.
 pub(crate) fn new_task<T: Send + 'static>(
     id: TaskId,
-    monitor: Option<&Arc<Monitor>>,
+    monitor: MonitorId,
 ) -> (Arc<Slot<T>>, TaskHandle<T>) {
     let slot = Arc::new(Slot::new(id, monitor));
     (slot.clone(), TaskHandle { cell: slot })
@@ -458,7 +450,7 @@ impl<J: Task> TaskCell<J> {
     /// A queued task and the handle that will read its result.
     pub(crate) fn new(
         id: TaskId,
-        monitor: Option<&Arc<Monitor>>,
+        monitor: MonitorId,
         task: J,
     ) -> (Arc<Self>, TaskHandle<J::Output>) {
         let cell = Arc::new(TaskCell {
@@ -531,12 +523,12 @@ mod tests {
 
     #[test]
     fn cancel_wins_only_while_queued() {
-        let (slot, handle) = new_task::<u32>(TaskId(1), None);
+        let (slot, handle) = new_task::<u32>(TaskId(1), MonitorId::NONE);
         assert!(handle.cancel());
         assert!(!slot.try_start(), "a cancelled task must not start");
         assert_eq!(handle.wait(), Err(Error::Cancelled { task: TaskId(1) }));
 
-        let (slot, handle) = new_task::<u32>(TaskId(2), None);
+        let (slot, handle) = new_task::<u32>(TaskId(2), MonitorId::NONE);
         assert!(slot.try_start());
         assert!(!handle.cancel(), "a running task cannot be cancelled");
         slot.complete(Ok(7));
@@ -545,7 +537,7 @@ mod tests {
 
     #[test]
     fn wait_timeout_gives_the_handle_back_then_the_result() {
-        let (slot, handle) = new_task::<&str>(TaskId(3), None);
+        let (slot, handle) = new_task::<&str>(TaskId(3), MonitorId::NONE);
         let handle = handle.wait_timeout(Duration::from_millis(1)).unwrap_err();
         assert_eq!(handle.state(), TaskState::Queued);
         slot.complete(Ok("late"));
@@ -554,7 +546,7 @@ mod tests {
 
     #[test]
     fn a_panic_becomes_the_tasks_error() {
-        let (slot, handle) = new_task::<u8>(TaskId(4), None);
+        let (slot, handle) = new_task::<u8>(TaskId(4), MonitorId::NONE);
         assert!(slot.try_start());
         run_task(|| -> u8 { panic!("boom") }, &slot);
         match handle.wait() {
@@ -568,7 +560,7 @@ mod tests {
 
     #[test]
     fn a_waiter_on_another_thread_is_woken() {
-        let (slot, handle) = new_task::<u64>(TaskId(5), None);
+        let (slot, handle) = new_task::<u64>(TaskId(5), MonitorId::NONE);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let waiter = std::thread::spawn(move || {
             ready_tx.send(()).unwrap();
@@ -589,7 +581,7 @@ mod loom_tests {
     #[test]
     fn loom_complete_races_wait() {
         loom::model(|| {
-            let (slot, handle) = new_task::<u32>(TaskId(1), None);
+            let (slot, handle) = new_task::<u32>(TaskId(1), MonitorId::NONE);
             let t = loom::thread::spawn(move || {
                 assert!(slot.try_start());
                 slot.complete(Ok(5));
@@ -602,7 +594,7 @@ mod loom_tests {
     #[test]
     fn loom_task_cell_runs_or_gives_back_once() {
         loom::model(|| {
-            let (cell, handle) = TaskCell::new(TaskId(1), None, || 5u32);
+            let (cell, handle) = TaskCell::new(TaskId(1), MonitorId::NONE, || 5u32);
             let worker = cell.clone();
             let t = loom::thread::spawn(move || worker.run());
             let back = cell.take_back();
@@ -618,7 +610,7 @@ mod loom_tests {
     #[test]
     fn loom_cancel_races_start() {
         loom::model(|| {
-            let (slot, handle) = new_task::<u32>(TaskId(1), None);
+            let (slot, handle) = new_task::<u32>(TaskId(1), MonitorId::NONE);
             let t = loom::thread::spawn(move || {
                 if slot.try_start() {
                     slot.complete(Ok(5));

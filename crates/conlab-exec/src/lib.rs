@@ -53,5 +53,6 @@ pub use pool::{
     AsyncPool, BatchResult, Executor, Map, Pool, PoolOptions, RayonPool, Runs, SerialPool,
     ThreadPool, available_cores, default_workers,
 };
+pub use sync::lock;
 pub use task::{RemoteTask, Task, TaskId, Wire};
 pub use wait::{AsCompleted, ReturnWhen, WaitOutcome, as_completed, wait};

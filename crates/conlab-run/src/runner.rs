@@ -16,9 +16,11 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
+
+use conlab_exec::lock;
 
 use crate::halt::{Count, Halt, When};
 use crate::input::{InputError, Row};
@@ -233,10 +235,6 @@ struct Shared<'a> {
     /// Programs already found on PATH: searching it again for every job costs one failed
     /// `execve` per PATH entry before the right one (8 here, ~10% of a `true` job).
     resolved: Mutex<HashMap<String, Option<PathBuf>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Runs one job per row of `rows`.

@@ -25,6 +25,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::sync::{lock, wait_timeout};
+
 /// CPython's default switch interval (`sys.getswitchinterval()` is 0.005).
 pub const SWITCH_INTERVAL: Duration = Duration::from_millis(5);
 
@@ -89,7 +91,7 @@ impl Gil {
     }
 
     fn lock_state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// `take_gil`: wait for the lock, asking the holder to drop it after each interval.
@@ -97,12 +99,9 @@ impl Gil {
         let mut state = self.lock_state();
         while state.locked {
             let seen = state.switch_number;
-            let (guard, timeout) = self
-                .released
-                .wait_timeout(state, self.interval)
-                .unwrap_or_else(|p| p.into_inner());
+            let (guard, timed_out) = wait_timeout(&self.released, state, self.interval);
             state = guard;
-            if timeout.timed_out() && state.locked && state.switch_number == seen {
+            if timed_out && state.locked && state.switch_number == seen {
                 self.drop_request.store(true, Ordering::Relaxed);
             }
         }
@@ -121,11 +120,7 @@ impl Gil {
         if forced {
             self.forced_switches.fetch_add(1, Ordering::Relaxed);
             while state.switch_number == number {
-                state = self
-                    .taken
-                    .wait_timeout(state, self.interval)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
+                state = wait_timeout(&self.taken, state, self.interval).0;
                 if !state.locked {
                     // Nobody took it after all (the waiter finished); go on.
                     break;

@@ -20,9 +20,11 @@ use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
 
 use super::{Batch, BatchResult, Executor, Gate, Runs};
+use crate::deadlock::MonitorId;
 use crate::error::{Error, SubmitError, TrySubmitError};
 use crate::handle::{Slot, TaskHandle, new_task, panic_message, run_task};
 use crate::model::Model;
+use crate::sync::lock;
 use crate::task::{Task, TaskId};
 use std::sync::Arc;
 
@@ -116,7 +118,7 @@ impl AsyncPool {
         let Some(_pass) = self.gate.enter() else {
             return Err(SubmitError(future));
         };
-        let (slot, handle) = new_task(self.next_id(), None);
+        let (slot, handle) = new_task(self.next_id(), MonitorId::NONE);
         self.handle
             .spawn(Guarded::new(slot, self.cancel_pending.clone(), future));
         Ok(handle)
@@ -131,7 +133,7 @@ impl AsyncPool {
         let Some(_pass) = self.gate.enter() else {
             return Err(SubmitError(task));
         };
-        let (slot, handle) = new_task(self.next_id(), None);
+        let (slot, handle) = new_task(self.next_id(), MonitorId::NONE);
         self.handle.spawn_blocking(move || {
             if slot.try_start() {
                 run_task(task, &slot);
@@ -257,11 +259,11 @@ impl Executor for AsyncPool {
                 pause = (pause * 2).min(Duration::from_millis(1));
             }
         }
-        if let Some(stop) = self.stop.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(stop) = lock(&self.stop).take() {
             let _ = stop.send(());
         }
         if wait {
-            let driver = self.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let driver = lock(&self.driver).take();
             if let Some(driver) = driver
                 && driver.thread().id() != std::thread::current().id()
             {
@@ -287,7 +289,7 @@ impl<J: Task> Runs<J> for AsyncPool {
         let Some(_pass) = self.gate.enter() else {
             return Err(TrySubmitError::ShutDown(task));
         };
-        let (slot, handle) = new_task(self.next_id(), None);
+        let (slot, handle) = new_task(self.next_id(), MonitorId::NONE);
         self.handle.spawn(Guarded::new(
             slot,
             self.cancel_pending.clone(),

@@ -115,7 +115,7 @@ impl<J: Task> Runs<J> for RayonPool {
             return Err(TrySubmitError::ShutDown(task));
         };
         let id = TaskId(self.next_id.fetch_add(1, Ordering::Relaxed) + 1);
-        let (job, handle) = TaskCell::new(id, Some(&self.monitor), task);
+        let (job, handle) = TaskCell::new(id, self.monitor.id(), task);
         let outstanding = self.outstanding.clone();
         let cancel = self.cancel_pending.clone();
         outstanding.fetch_add(1, Ordering::AcqRel);

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Batch, BatchResult, Executor, Gate, Runs};
+use crate::deadlock::MonitorId;
 use crate::error::{SubmitError, TrySubmitError};
 use crate::handle::{TaskHandle, new_task, run_task};
 use crate::model::Model;
@@ -57,7 +58,7 @@ impl<J: Task> Runs<J> for SerialPool {
         let Some(_pass) = self.gate.enter() else {
             return Err(TrySubmitError::ShutDown(task));
         };
-        let (slot, handle) = new_task(self.next_id(), None);
+        let (slot, handle) = new_task(self.next_id(), MonitorId::NONE);
         if slot.try_start() {
             run_task(task, &slot);
         }

@@ -25,6 +25,7 @@ use crate::error::{SubmitError, TrySubmitError};
 use crate::gil::Gil;
 use crate::handle::{SPIN_BUDGET, TaskCell, TaskHandle, spin_until};
 use crate::model::Model;
+use crate::sync::lock;
 use crate::task::{Task, TaskId};
 
 /// A queued task, type-erased so one queue carries every task type.
@@ -180,7 +181,7 @@ impl ThreadPool {
             return Err(TrySubmitError::ShutDown(task));
         };
         let id = TaskId(self.shared.submit.next_id.fetch_add(1, Ordering::Relaxed) + 1);
-        let (cell, handle) = TaskCell::new(id, Some(&self.shared.monitor), task);
+        let (cell, handle) = TaskCell::new(id, self.shared.monitor.id(), task);
         if block {
             // The receiver lives in `shared`, so the channel cannot be disconnected.
             let _ = self.shared.sender.send(Message::Run(cell));
@@ -245,8 +246,7 @@ impl Executor for ThreadPool {
         }
         if wait {
             let me = std::thread::current().id();
-            let threads =
-                std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+            let threads = std::mem::take(&mut *lock(&self.threads));
             for t in threads {
                 // A task that drops its own pool must not join itself.
                 if t.thread().id() != me {

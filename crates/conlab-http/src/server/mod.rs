@@ -30,6 +30,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use conlab_exec::lock;
+
 use crate::codec::Limits;
 use crate::site::Site;
 
@@ -126,19 +128,13 @@ impl Shared {
     fn register(&self, stream: &TcpStream) -> Option<u64> {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let clone = stream.try_clone().ok()?;
-        self.open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, clone);
+        lock(&self.open).insert(id, clone);
         Some(id)
     }
 
     fn unregister(&self, id: Option<u64>) {
         if let Some(id) = id {
-            self.open
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
+            lock(&self.open).remove(&id);
         }
     }
 }
@@ -276,13 +272,7 @@ impl Server {
         for l in &self.listeners {
             let _ = socket2::SockRef::from(l).shutdown(std::net::Shutdown::Read);
         }
-        for (_, conn) in self
-            .shared
-            .open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
+        for (_, conn) in lock(&self.shared.open).iter() {
             let _ = conn.shutdown(std::net::Shutdown::Read);
         }
         for t in self.threads.drain(..) {

@@ -25,6 +25,8 @@ pub struct Counters {
     pub started: AtomicU64,
     /// Connections accepted.
     pub connections: AtomicU64,
+    /// Prefork: worker processes that have started and are about to accept.
+    pub workers_ready: AtomicU64,
     /// Responses by status, index `status - 100`.
     pub statuses: [AtomicU64; STATUSES],
 }
@@ -35,6 +37,7 @@ impl Default for Counters {
             requests: AtomicU64::new(0),
             started: AtomicU64::new(0),
             connections: AtomicU64::new(0),
+            workers_ready: AtomicU64::new(0),
             statuses: [const { AtomicU64::new(0) }; STATUSES],
         }
     }

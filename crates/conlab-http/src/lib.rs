@@ -11,7 +11,6 @@
 //! generator build on these two modules.
 
 pub mod codec;
-pub mod compare;
 pub mod counters;
 pub mod load;
 pub mod response;
@@ -20,5 +19,6 @@ pub mod site;
 
 pub use codec::{CodecError, Limits, Method, Parsed, Request, parse};
 pub use response::{DateCache, Response, write_response};
+pub use server::ready::Ready;
 pub use server::{Server, ServerConfig, ServerModel};
 pub use site::Site;

@@ -54,6 +54,25 @@ impl std::fmt::Debug for Site {
     }
 }
 
+/// The schema id of [`Stats`], the JSON of `GET /stats`.
+pub const STATS_SCHEMA: &str = "conlab.serve-stats/1";
+
+/// What `GET /stats` answers: the whole server's counters (every process of a prefork
+/// server, whichever one answers).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stats {
+    /// [`STATS_SCHEMA`].
+    pub schema: String,
+    /// The model's name.
+    pub model: String,
+    /// Requests answered.
+    pub requests: u64,
+    /// Connections accepted.
+    pub connections: u64,
+    /// Responses by status code.
+    pub status: BTreeMap<String, u64>,
+}
+
 impl Site {
     /// A site serving static files from `root` (if any); `cpu` is the work behind `/cpu`.
     pub fn new(root: Option<PathBuf>, cpu: fn(u64) -> u64, model: &str) -> Self {
@@ -150,17 +169,17 @@ impl Site {
             .map(|(code, n)| (code, n.load(Ordering::Relaxed)))
             .filter(|(_, n)| *n > 0)
             .collect();
-        let body = serde_json::json!({
-            "schema": "conlab.serve-stats/1",
-            "model": self.model,
-            "requests": self.requests(),
-            "connections": self.counters.connections.load(Ordering::Relaxed),
-            "status": statuses.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
-        });
+        let stats = Stats {
+            schema: STATS_SCHEMA.to_string(),
+            model: self.model.to_string(),
+            requests: self.requests(),
+            connections: self.counters.connections.load(Ordering::Relaxed),
+            status: statuses.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        };
         Response {
             status: 200,
             content_type: "application/json",
-            body: body.to_string().into_bytes().into(),
+            body: serde_json::to_vec(&stats).unwrap_or_default().into(),
         }
     }
 

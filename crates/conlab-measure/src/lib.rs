@@ -4,7 +4,8 @@
 //!
 //! - **latency** of a task = its completion minus its submission (queueing included);
 //!   **service time** = its end minus its start (the work alone);
-//! - **throughput** = completed tasks / wall time of the batch;
+//! - **throughput** = completed tasks / wall time of the batch ([`throughput`]; speedup and
+//!   efficiency beside it in [`figures`]);
 //! - **CPU%** = (user + system time of this process and every descendant) / wall / cores;
 //! - **peak RSS** of the process tree (see [`usage`]);
 //! - percentiles from an HdrHistogram with 3 significant digits ([`latency`]).
@@ -13,13 +14,14 @@
 //! terminal table, JSON, CSV or Markdown. This crate measures and renders bytes; it never
 //! prints.
 
-pub mod bench;
 pub mod export;
+pub mod figures;
 pub mod latency;
 pub mod report;
 pub mod usage;
 
 pub use export::{ExportError, ExportManager, Format, Tabular};
+pub use figures::{efficiency, speedup, throughput};
 pub use latency::{LatencyRecorder, Percentiles};
 pub use report::{Cell, Table};
-pub use usage::Usage;
+pub use usage::{MachineCpu, Usage};

@@ -9,6 +9,10 @@
 //! for a single process. [`reset_peak`] restarts this process's peak, so that measurements
 //! taken one after another each get their own (reaped children are not counted: their peak
 //! belongs to an earlier measurement).
+//!
+//! [`MachineCpu`] reads the other side: how busy the whole machine was, so that a caller can
+//! tell how much of it other programs took while it measured (the tour does, before it
+//! judges a claim on timings).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -118,12 +122,81 @@ pub fn process_tree(root: u32) -> Vec<u32> {
 }
 
 /// User + system CPU time a process has used so far (zero if it is gone).
+///
+/// `/proc/PID/stat` counts in clock ticks (10 ms here), which truncates: over a one-second
+/// window the 33 processes of a prefork server can lose a third of a CPU-second between them.
+/// The scheduler's own count (`/proc/PID/task/*/schedstat`, nanoseconds) is exact but forgets
+/// threads that have exited. Each is a lower bound of the truth, so the larger one is taken.
 pub fn cpu_time(pid: u32) -> Duration {
+    let ticks = read_stat(pid).map_or(Duration::ZERO, |(_, ticks)| {
+        Duration::from_secs_f64(ticks as f64 / clock_ticks_per_s())
+    });
+    ticks.max(scheduled_time(pid))
+}
+
+/// Clock ticks per second, the unit of `/proc`'s CPU counters.
+fn clock_ticks_per_s() -> f64 {
     // SAFETY: `sysconf` has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    read_stat(pid).map_or(Duration::ZERO, |(_, ticks)| {
-        Duration::from_secs_f64(ticks as f64 / hz)
-    })
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
+}
+
+/// The time the scheduler ran each live thread of `pid`, summed (zero where /proc lacks it).
+fn scheduled_time(pid: u32) -> Duration {
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Duration::ZERO;
+    };
+    threads
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+        .map(Duration::from_nanos)
+        .sum()
+}
+
+/// How busy the whole machine has been since it booted (`/proc/stat`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct MachineCpu {
+    /// CPU time spent running programs: user, nice, system, and steal (time the hypervisor
+    /// gave to other machines, which is just as lost to us). Interrupt time is left out: on
+    /// kernels that account it apart, the packets of our own loopback traffic land there,
+    /// not in our processes' system time, and would be counted as someone else's work.
+    pub busy: Duration,
+    /// `busy` plus idle and I/O wait: all the CPU time there was.
+    pub total: Duration,
+}
+
+impl MachineCpu {
+    /// Reads the counters now; `None` where `/proc/stat` cannot be read.
+    pub fn now() -> Option<MachineCpu> {
+        Self::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    /// Parses the aggregate `cpu` line of a `/proc/stat` text.
+    pub fn parse(stat: &str) -> Option<MachineCpu> {
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        let field: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        let at = |i: usize| field.get(i).copied().unwrap_or(0);
+        let (user, nice, system, idle, iowait, steal) = (at(0), at(1), at(2), at(3), at(4), at(7));
+        let hz = clock_ticks_per_s();
+        let time = |ticks: u64| Duration::from_secs_f64(ticks as f64 / hz);
+        let busy = user + nice + system + steal;
+        Some(MachineCpu {
+            busy: time(busy),
+            total: time(busy + idle + iowait),
+        })
+    }
+
+    /// The busy and total time between `earlier` and `self`.
+    pub fn since(&self, earlier: &MachineCpu) -> MachineCpu {
+        MachineCpu {
+            busy: self.busy.saturating_sub(earlier.busy),
+            total: self.total.saturating_sub(earlier.total),
+        }
+    }
 }
 
 /// Proportional set size of a process (`/proc/PID/smaps_rollup`): shared pages are counted
@@ -204,6 +277,36 @@ mod tests {
             "{tree:?}"
         );
         assert!(pss > 0);
+    }
+
+    #[test]
+    fn machine_cpu_counts_user_system_and_steal_as_busy() {
+        let hz = clock_ticks_per_s();
+        let stat = "cpu  100 10 50 800 20 5 7 30 0 0\ncpu0 50 5 25 400 10 2 3 15 0 0\n";
+        let m = MachineCpu::parse(stat).unwrap();
+        let ticks = |d: Duration| (d.as_secs_f64() * hz).round() as u64;
+        assert_eq!(ticks(m.busy), 100 + 10 + 50 + 30);
+        assert_eq!(ticks(m.total), 190 + 800 + 20);
+        assert!(MachineCpu::parse("intr 1 2 3").is_none());
+        let later = MachineCpu::now().unwrap();
+        assert!(later.since(&later).busy.is_zero());
+    }
+
+    #[test]
+    fn cpu_time_of_this_process_counts_its_work_precisely() {
+        let before = cpu_time(std::process::id());
+        let own = rusage(libc::RUSAGE_SELF).0;
+        let mut x = 0u64;
+        // Spin until getrusage (exact) says 30 ms of CPU went by, however busy the machine.
+        while rusage(libc::RUSAGE_SELF).0 < own + Duration::from_millis(30) {
+            for _ in 0..10_000 {
+                x = x.wrapping_add(std::hint::black_box(1));
+            }
+        }
+        std::hint::black_box(x);
+        let used = cpu_time(std::process::id()).saturating_sub(before);
+        // Ticks alone may lose up to one tick at each end; other test threads only add.
+        assert!(used >= Duration::from_millis(20), "{used:?}");
     }
 
     #[test]

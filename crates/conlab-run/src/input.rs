@@ -45,7 +45,7 @@ pub struct InputOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     /// An input file could not be opened or read.
-    #[error("reading input {path}: {source}")]
+    #[error("reading input {path}")]
     Read {
         /// The file (`-` for standard input).
         path: String,

@@ -133,7 +133,7 @@ pub enum RunError {
     #[error(transparent)]
     Input(#[from] InputError),
     /// The joblog could not be read or written.
-    #[error("joblog {path}: {source}")]
+    #[error("joblog {path}")]
     JobLog {
         /// The joblog's path.
         path: String,
@@ -141,7 +141,7 @@ pub enum RunError {
         source: io::Error,
     },
     /// Writing output failed (a closed pipe: `conlab run ... | head`).
-    #[error("writing output: {0}")]
+    #[error("writing output")]
     Output(#[source] io::Error),
 }
 

@@ -270,20 +270,28 @@ fn command_checksum(
 /// Parses `250us`, `10ms`, `1.5s`, `2m`, `800ns`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    let form = "write a number and a unit: 10ms, 250us, 1.5s";
+    if text.starts_with('-') {
+        return Err(format!("`{text}` is negative: a duration is 0 or more"));
+    }
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("`{text}` has no unit: write 10ms, 250us, 1.5s"))?;
+        .ok_or_else(|| format!("`{text}` has no unit: {form}"))?;
     let (number, unit) = text.split_at(split);
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("`{number}` is not a number"))?;
+        .map_err(|_| format!("`{text}` is not a duration: {form}"))?;
     let seconds = match unit.trim() {
         "ns" => value / 1e9,
         "us" | "µs" => value / 1e6,
         "ms" => value / 1e3,
         "s" => value,
         "m" | "min" => value * 60.0,
-        other => return Err(format!("unknown unit `{other}`: use ns, us, ms, s or m")),
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}`: use ns, us, ms, s or m"
+            ));
+        }
     };
     if !seconds.is_finite() || seconds > 24.0 * 3600.0 {
         return Err(format!("`{text}` is longer than a day"));
@@ -462,6 +470,20 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("3d").is_err());
         assert!(parse_duration("99999999m").is_err());
+        // Every error names the value it could not read.
+        for (bad, says) in [
+            ("abc", "`abc` is not a duration"),
+            ("-1s", "`-1s` is negative"),
+            ("1.2.3s", "`1.2.3s` is not a duration"),
+            ("10", "`10` has no unit"),
+            (
+                "5 fortnights",
+                "unknown unit `fortnights` in `5 fortnights`",
+            ),
+        ] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

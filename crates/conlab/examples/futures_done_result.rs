@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use conlab_exec::processes::serve_if_worker;
 use conlab_exec::{Executor, ProcessPool, ThreadPool};
-use conlab_work::diagnostic::SleepMs;
+use conlab_work::SleepMs;
 
 fn main() -> ExitCode {
-    if let Some(code) = serve_if_worker(&conlab_work::registry()) {
+    if let Some(code) = serve_if_worker(&conlab_lecture::registry()) {
         return code;
     }
     let pool = ThreadPool::new(3);

@@ -11,7 +11,7 @@ use conlab_exec::{Executor, Model, Pool, PoolOptions};
 use conlab_work::Primes;
 
 fn main() -> ExitCode {
-    if let Some(code) = serve_if_worker(&conlab_work::registry()) {
+    if let Some(code) = serve_if_worker(&conlab_lecture::registry()) {
         return code;
     }
     let rand_list = [400_000u64, 500_000, 600_000];

@@ -7,12 +7,12 @@ use std::process::ExitCode;
 
 use conlab_exec::processes::serve_if_worker;
 use conlab_exec::{Executor, ProcessPool};
+use conlab_work::Double;
 use conlab_work::IsPrime;
-use conlab_work::diagnostic::Double;
 use conlab_work::primes::LECTURE_PRIMES;
 
 fn main() -> ExitCode {
-    if let Some(code) = serve_if_worker(&conlab_work::registry()) {
+    if let Some(code) = serve_if_worker(&conlab_lecture::registry()) {
         return code;
     }
     let pool = match ProcessPool::builder().workers(3).build() {

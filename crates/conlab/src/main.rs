@@ -42,7 +42,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     // In a process-pool worker this serves tasks and never reaches the CLI.
-    if let Some(code) = conlab_exec::processes::serve_if_worker(&conlab_work::registry()) {
+    if let Some(code) = conlab_exec::processes::serve_if_worker(&conlab_lecture::registry()) {
         return code;
     }
     // `conlab run` exits 255 on errors, as GNU parallel does; the other commands use 1 and 2.
@@ -67,7 +67,13 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("conlab: {err:#}");
-            ExitCode::from(if is_run { 255 } else { 1 })
+            ExitCode::from(if is_run {
+                255
+            } else if cmd::is_usage(&err) {
+                2
+            } else {
+                1
+            })
         }
     }
 }

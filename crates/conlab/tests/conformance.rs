@@ -8,7 +8,8 @@ use common::{Scratch, pool, release, sorted_lines, until_running};
 use conlab_exec::{
     Error, Executor, Model, ReturnWhen, SubmitError, TaskHandle, as_completed, wait,
 };
-use conlab_work::diagnostic::{AppendLine, Double, Noop, Panic, WaitFifo};
+use conlab_work::Double;
+use conlab_work::fixtures::{AppendLine, Noop, Panic, WaitFifo};
 
 macro_rules! for_every_pool {
     ($($test:ident),* $(,)?) => {

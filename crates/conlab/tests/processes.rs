@@ -8,7 +8,9 @@ mod common;
 use common::{Scratch, sorted_lines, worker_program};
 use conlab_exec::processes::WorkerProgram;
 use conlab_exec::{Error, Executor, ProcessPool, RemoteTask, Task, TaskState};
-use conlab_work::diagnostic::{AppendLine, Crash, Double, Pid, Print, SleepMs};
+use conlab_lecture::experiments::crash::Crash;
+use conlab_work::fixtures::{AppendLine, Pid, Print};
+use conlab_work::{Double, SleepMs};
 use serde::{Deserialize, Serialize};
 
 fn pool(workers: usize) -> ProcessPool {
@@ -188,7 +190,7 @@ fn tasks_are_marked_running_only_once_sent() {
     let scratch = Scratch::new("states");
     let gate = scratch.fifo("gate");
     let busy = pool
-        .submit(conlab_work::diagnostic::WaitFifo(gate.clone()))
+        .submit(conlab_work::fixtures::WaitFifo(gate.clone()))
         .unwrap();
     common::until_running(std::slice::from_ref(&busy));
     let behind = pool.submit(Double(1)).unwrap();

@@ -19,6 +19,7 @@
 mod blocking;
 mod event;
 pub mod prefork;
+pub mod ready;
 
 use std::collections::HashMap;
 use std::fmt;

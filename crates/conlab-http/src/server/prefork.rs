@@ -12,6 +12,8 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use crate::counters::SharedCounters;
 
@@ -78,6 +80,34 @@ impl Prefork {
             }
         }
         Ok(Prefork { children })
+    }
+
+    /// Waits until every child has said it is about to accept (through `counters`), so that
+    /// a measurement that starts now does not count the children's start-up; fails if one
+    /// exits first or they take longer than `timeout`.
+    pub fn wait_ready(&mut self, counters: &SharedCounters, timeout: Duration) -> io::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let want = self.children.len() as u64;
+        // Relaxed: a count, read until it reaches the number of children; nothing else is
+        // published through it.
+        while counters.workers_ready.load(Ordering::Relaxed) < want {
+            for child in &mut self.children {
+                if let Some(status) = child.try_wait()? {
+                    return Err(io::Error::other(format!(
+                        "worker process {} exited while starting ({status})",
+                        child.id()
+                    )));
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::other(format!(
+                    "{} of {want} worker processes started within {timeout:?}",
+                    counters.workers_ready.load(Ordering::Relaxed)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(())
     }
 
     /// The children's process ids.

@@ -8,7 +8,7 @@ mod terminal;
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -55,7 +55,7 @@ pub fn render<R: Serialize + Tabular>(
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     /// The output file could not be created or written.
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}")]
     Io {
         /// The file (`-` for stdout).
         path: String,
@@ -63,16 +63,138 @@ pub enum ExportError {
         source: io::Error,
     },
     /// The report could not be serialised.
-    #[error("serialising the report: {0}")]
+    #[error("serialising the report")]
     Json(#[from] serde_json::Error),
+    /// More than one format was asked for on standard output, where they would run together.
+    #[error("only one report can go to standard output (`-`), not {0}: write the others to files")]
+    StdoutTwice(usize),
 }
 
 enum Sink {
     Stdout,
-    File(PathBuf, File),
+    File(Staged),
 }
 
-/// The export targets of one run, opened up front.
+/// An export file being written beside its final path, moved over it only when the report
+/// is complete: a run that fails, is interrupted or is killed leaves the earlier file as it
+/// was. On Linux the staging file has no name at all (`O_TMPFILE`), so even a SIGKILL leaves
+/// nothing behind; it is given one just before the rename.
+struct Staged {
+    path: PathBuf,
+    file: File,
+    /// The named staging file, where unnamed ones are not available.
+    named: Option<PathBuf>,
+}
+
+impl Staged {
+    fn create(path: &Path) -> io::Result<Staged> {
+        if path.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "it is a directory",
+            ));
+        }
+        if path.exists() {
+            // Fail now, not after the run, if the file cannot be replaced.
+            std::fs::OpenOptions::new().append(true).open(path)?;
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if let Some(file) = unnamed_file(&dir) {
+            return Ok(Staged {
+                path: path.to_path_buf(),
+                file,
+                named: None,
+            });
+        }
+        let named = staging_name(path);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&named)?;
+        Ok(Staged {
+            path: path.to_path_buf(),
+            file,
+            named: Some(named),
+        })
+    }
+
+    /// Moves the finished file over its path.
+    fn commit(mut self) -> io::Result<()> {
+        self.file.flush()?;
+        let from = match self.named.take() {
+            Some(named) => named,
+            None => {
+                let named = staging_name(&self.path);
+                link_unnamed(&self.file, &named)?;
+                named
+            }
+        };
+        let renamed = std::fs::rename(&from, &self.path);
+        if renamed.is_err() {
+            let _ = std::fs::remove_file(&from);
+        }
+        renamed
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(named) = &self.named {
+            let _ = std::fs::remove_file(named);
+        }
+    }
+}
+
+/// `.NAME.conlab-PID.tmp` beside `path`.
+fn staging_name(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.conlab-{}.tmp", std::process::id()))
+}
+
+/// A file with no name in `dir` (Linux `O_TMPFILE`); `None` where the kernel or the file
+/// system has none.
+fn unnamed_file(dir: &Path) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .mode(0o644)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir)
+        .ok()
+}
+
+/// Gives an unnamed file the name `to` (open(2): `linkat` through `/proc/self/fd`).
+fn link_unnamed(file: &File, to: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    let to = CString::new(to.as_os_str().as_bytes())?;
+    // SAFETY: both paths are NUL-terminated strings that outlive the call; `linkat` reads
+    // them and touches no other memory. Exercised by `an_interrupted_export_keeps_the_old_file`
+    // and every test that writes an export file.
+    let rc = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The export targets of one run, opened up front and written at the end.
 pub struct ExportManager {
     targets: Vec<(Format, Sink)>,
 }
@@ -86,19 +208,25 @@ impl std::fmt::Debug for ExportManager {
 }
 
 impl ExportManager {
-    /// Creates (truncates) every file now; `-` means standard output.
+    /// Prepares every file now (`-` means standard output), so that a bad path fails before
+    /// the measurement runs. Existing files are only replaced by [`write`](Self::write).
     pub fn create(targets: &[(Format, String)]) -> Result<Self, ExportError> {
+        let to_stdout = targets.iter().filter(|(_, p)| p == "-").count();
+        if to_stdout > 1 {
+            return Err(ExportError::StdoutTwice(to_stdout));
+        }
         let targets = targets
             .iter()
             .map(|(format, path)| {
                 let sink = if path == "-" {
                     Sink::Stdout
                 } else {
-                    let file = File::create(path).map_err(|source| ExportError::Io {
-                        path: path.clone(),
-                        source,
-                    })?;
-                    Sink::File(PathBuf::from(path), file)
+                    Sink::File(Staged::create(Path::new(path)).map_err(|source| {
+                        ExportError::Io {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?)
                 };
                 Ok((*format, sink))
             })
@@ -111,10 +239,11 @@ impl ExportManager {
         self.targets.iter().any(|(_, s)| matches!(s, Sink::Stdout))
     }
 
-    /// Writes `report` to every target.
-    pub fn write<R: Serialize + Tabular>(&mut self, report: &R) -> Result<(), ExportError> {
-        for (format, sink) in &mut self.targets {
-            let bytes = render(report, *format, false)?;
+    /// Writes `report` to every target; a file replaces its earlier version only once it is
+    /// complete.
+    pub fn write<R: Serialize + Tabular>(self, report: &R) -> Result<(), ExportError> {
+        for (format, sink) in self.targets {
+            let bytes = render(report, format, false)?;
             match sink {
                 Sink::Stdout => {
                     io::stdout()
@@ -125,11 +254,13 @@ impl ExportManager {
                             source,
                         })?
                 }
-                Sink::File(path, file) => {
-                    file.write_all(&bytes).map_err(|source| ExportError::Io {
-                        path: path.display().to_string(),
-                        source,
-                    })?
+                Sink::File(mut staged) => {
+                    let path = staged.path.display().to_string();
+                    staged
+                        .file
+                        .write_all(&bytes)
+                        .and_then(|()| staged.commit())
+                        .map_err(|source| ExportError::Io { path, source })?
                 }
             }
         }
@@ -212,6 +343,64 @@ mod tests {
     #[test]
     fn json_golden() {
         insta::assert_snapshot!(text(Format::Json, false));
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("conlab-export-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn an_interrupted_export_keeps_the_old_file() {
+        let dir = scratch("keep");
+        let path = dir.join("out.json");
+        std::fs::write(&path, "old").unwrap();
+        let exports = ExportManager::create(&[(Format::Json, path.display().to_string())]).unwrap();
+        drop(exports); // the run failed: nothing is written
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
+        let exports = ExportManager::create(&[(Format::Json, path.display().to_string())]).unwrap();
+        exports.write(&sample()).unwrap();
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("conlab.sample/1")
+        );
+        // Nothing is left beside it, named or not.
+        let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_named_fallback_stages_beside_the_file_and_cleans_up() {
+        let dir = scratch("named");
+        let path = dir.join("out.csv");
+        let named = staging_name(&path);
+        let file = std::fs::File::create(&named).unwrap();
+        let staged = Staged {
+            path: path.clone(),
+            file,
+            named: Some(named.clone()),
+        };
+        drop(staged);
+        assert!(!named.exists() && !path.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn two_reports_on_stdout_or_a_directory_are_refused() {
+        let err = ExportManager::create(&[(Format::Json, "-".into()), (Format::Csv, "-".into())])
+            .unwrap_err();
+        assert!(matches!(err, ExportError::StdoutTwice(2)), "{err}");
+        let dir = scratch("dir");
+        let err = ExportManager::create(&[(Format::Json, dir.display().to_string())]).unwrap_err();
+        assert!(
+            err.to_string().contains(&dir.display().to_string()),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,20 +1,19 @@
-//! `conlab bench WORKLOAD`: run one workload under every model (and a sweep of worker
-//! counts), measure each the same way, and say which model the lecture's rule of thumb picks
-//! and which one actually won.
+//! `conlab bench WORKLOAD`: one workload under every model and a sweep of worker counts
+//! (`conlab_lecture::bench`), a progress bar while it runs, the table and the exports after;
+//! `conlab bench http`: the server architectures (`conlab_lecture::servers`).
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use conlab_exec::{Model, available_cores};
-use conlab_measure::bench::{BENCH_SCHEMA, BenchReport, BenchRow, classify, recommend};
-use conlab_measure::usage::cpu_percent;
+use conlab_lecture::bench::{self, BenchConfig, MAX_RUNS, MAX_TASKS};
+use conlab_lecture::servers::{self, Contender, ServersReport};
 use conlab_work::Workload;
-use conlab_work::runner::{self, Measurement, RunConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::output::{ExportArgs, emit};
+use super::output::{ExportArgs, emit, serve_launcher, usage};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -31,13 +30,18 @@ Examples:
   conlab bench 'cmd:gzip -c /etc/services >/dev/null' --models serial,threads,async
   conlab bench http --connections 50,100,1000 --duration 3s
 
-Exit status: 0 when every row finished with serial's answers, 1 otherwise.")]
+Export files are written when the run succeeds; an interrupted or failed run leaves an
+existing file as it was.
+
+Exit status: 0 when every row finished with serial's answers (bench http: every cell got
+answers, all of them 2xx; timeouts of clients a server never got to are its architecture's
+result, shown in the errors column), 1 otherwise, 2 for a bad command line.")]
 pub(crate) struct Args {
     /// The workload spec (see Workloads below).
     workload: String,
 
-    /// Tasks per batch.
-    #[arg(long, default_value_t = 32)]
+    /// Tasks per batch (1 to 1,000,000,000).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=MAX_TASKS))]
     tasks: u64,
 
     /// Models to run, comma-separated (serial always runs: it is the baseline).
@@ -49,19 +53,20 @@ pub(crate) struct Args {
     models: Vec<Model>,
 
     /// Worker counts to sweep, comma-separated (default: the number of cores).
-    #[arg(short = 'j', long = "jobs", value_delimiter = ',')]
-    jobs: Vec<usize>,
+    #[arg(short = 'j', long = "jobs", value_delimiter = ',',
+          value_parser = clap::value_parser!(u16).range(1..=4096))]
+    jobs: Vec<u16>,
 
     /// Also run the thread pool under an emulated GIL (CPython's behaviour).
     #[arg(long)]
     gil: bool,
 
     /// Unmeasured batches before the measured ones, per row.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RUNS)))]
     warmup: u32,
 
     /// Measured batches per row; the row shows the median and the spread.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_RUNS)))]
     runs: u32,
 
     /// `bench http`: the server models to compare.
@@ -73,8 +78,9 @@ pub(crate) struct Args {
     servers: Vec<conlab_http::ServerModel>,
 
     /// `bench http`: connection counts to load each server with.
-    #[arg(long, value_delimiter = ',', default_value = "50,100,1000")]
-    connections: Vec<usize>,
+    #[arg(long, value_delimiter = ',', default_value = "50,100,1000",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    connections: Vec<u32>,
 
     /// `bench http`: how long each (server, connections) cell runs.
     #[arg(long, default_value = "2s")]
@@ -88,166 +94,59 @@ pub(crate) struct Args {
     export: ExportArgs,
 }
 
-/// One row to measure.
-struct Plan {
-    model: Model,
-    workers: usize,
-    gil: bool,
-}
-
-fn plans(args: &Args, jobs: &[usize]) -> Vec<Plan> {
-    let mut plans = vec![Plan {
-        model: Model::Serial,
-        workers: 1,
-        gil: false,
-    }];
-    for &model in &args.models {
-        if model == Model::Serial {
-            continue;
-        }
-        for &workers in jobs {
-            plans.push(Plan {
-                model,
-                workers,
-                gil: false,
-            });
-            if args.gil && model == Model::Threads {
-                plans.push(Plan {
-                    model,
-                    workers,
-                    gil: true,
-                });
-            }
-        }
-    }
-    plans
-}
-
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     if args.workload == "http" {
         return http(args);
     }
-    let workload = Workload::parse(&args.workload)?;
-    if args.tasks == 0 {
-        bail!("--tasks must be at least 1");
-    }
-    if args.runs == 0 {
-        bail!("--runs must be at least 1");
-    }
-    let jobs: Vec<usize> = if args.jobs.is_empty() {
-        vec![available_cores()]
-    } else {
-        args.jobs.clone()
-    };
-    if jobs.contains(&0) {
-        bail!("-j takes worker counts of at least 1, e.g. -j 1,2,4");
-    }
-    let mut exports = args.export.open()?;
-    let plans = plans(args, &jobs);
-    let batches = u64::from(args.warmup + args.runs) * plans.len() as u64;
-    let bar = progress_bar(batches * args.tasks);
-
-    let mut rows = Vec::new();
-    let mut serial: Option<(Measurement, f64)> = None;
-    for plan in &plans {
-        let config = RunConfig {
-            model: plan.model,
-            workers: plan.workers,
-            gil: plan.gil,
-            tasks: args.tasks,
-            worker_program: None,
-        };
-        let label = format!(
-            "{} x{}{}",
-            plan.model,
-            plan.workers,
-            if plan.gil { " --gil" } else { "" }
-        );
-        bar.set_message(label.clone());
-        let mut measured = Vec::new();
-        for run in 0..args.warmup + args.runs {
-            let done_before = bar.position();
-            let m = runner::run(&workload, &config, |n| bar.set_position(done_before + n))
-                .with_context(|| format!("running {} under {label}", args.workload))?;
-            if run >= args.warmup {
-                measured.push(m);
-            }
-        }
-        measured.sort_by_key(|m| m.wall);
-        let (min, max) = (measured[0].wall, measured[measured.len() - 1].wall);
-        let median = measured.swap_remove(measured.len() / 2);
-        let serial_ref = serial.get_or_insert_with(|| (median.clone(), median.wall.as_secs_f64()));
-        rows.push(row(plan, &median, min, max, serial_ref));
-    }
-    bar.finish_and_clear();
-
-    let (serial_m, _) = serial.context("the serial baseline did not run")?;
-    let classification = classify(
-        serial_m.cpu.as_secs_f64(),
-        serial_m.wall.as_secs_f64(),
-        serial_m.service.percentiles().mean,
-    );
-    let recommendation = recommend(&classification, &rows);
-    let all_ok = rows.iter().all(|r| r.errors == 0 && r.checksum_ok);
-    let first_error = rows.iter().find(|r| r.errors > 0).map(BenchRow::label);
-    let report = BenchReport {
-        schema: BENCH_SCHEMA,
-        workload: workload.to_string(),
+    let config = BenchConfig {
+        workload: Workload::parse(&args.workload)?,
         tasks: args.tasks,
-        runs: args.runs,
+        models: args.models.clone(),
+        jobs: if args.jobs.is_empty() {
+            vec![available_cores()]
+        } else {
+            args.jobs.iter().map(|&j| usize::from(j)).collect()
+        },
+        gil: args.gil,
         warmup: args.warmup,
-        cores: available_cores(),
-        results: rows,
-        classification,
-        recommendation,
+        runs: args.runs,
+        worker_program: None,
     };
-    emit(&report, &mut exports)?;
-    if let Some(label) = first_error {
-        eprintln!(
-            "conlab: tasks failed under {label}; first error: {}",
-            serial_m
-                .first_error
-                .as_deref()
-                .unwrap_or("see the errors column")
-        );
+    config.validate()?;
+    let exports = args.export.open()?;
+    let bar = progress_bar(config.total_tasks());
+    let report = bench::run(&config, |p| {
+        bar.set_message(p.plan.label());
+        bar.set_position(p.done);
+    })
+    .with_context(|| format!("benchmarking {}", args.workload));
+    bar.finish_and_clear();
+    let report = report?;
+    emit(&report, exports)?;
+    let failed: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| r.errors > 0 || !r.checksum_ok)
+        .collect();
+    for row in &failed {
+        match &row.first_error {
+            Some(error) => eprintln!(
+                "conlab: {} of {} tasks failed under {}; the first: {error}",
+                row.errors,
+                report.tasks,
+                row.label()
+            ),
+            None => eprintln!(
+                "conlab: the answers under {} differ from serial's",
+                row.label()
+            ),
+        }
     }
-    Ok(if all_ok {
+    Ok(if failed.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
-}
-
-fn row(
-    plan: &Plan,
-    m: &Measurement,
-    min: Duration,
-    max: Duration,
-    serial: &(Measurement, f64),
-) -> BenchRow {
-    let wall_s = m.wall.as_secs_f64();
-    let speedup = if wall_s > 0.0 { serial.1 / wall_s } else { 0.0 };
-    BenchRow {
-        model: plan.model.to_string(),
-        workers: m.workers,
-        gil: plan.gil,
-        wall_s,
-        wall_s_min: min.as_secs_f64(),
-        wall_s_max: max.as_secs_f64(),
-        throughput_per_s: if wall_s > 0.0 {
-            (m.latency.count() - m.errors) as f64 / wall_s
-        } else {
-            0.0
-        },
-        latency_us: m.latency.percentiles(),
-        service_us: m.service.percentiles(),
-        cpu_percent: cpu_percent(m.cpu, m.wall, available_cores()),
-        peak_rss_bytes: m.peak_rss_bytes,
-        speedup,
-        efficiency: speedup / m.workers.max(1) as f64,
-        errors: m.errors,
-        checksum_ok: m.errors == 0 && m.checksum == serial.0.checksum,
-    }
 }
 
 /// A progress bar on stderr, only when stderr is a terminal.
@@ -265,79 +164,52 @@ fn progress_bar(total: u64) -> ProgressBar {
     bar
 }
 
-/// The report of `conlab bench http`.
-#[derive(Debug, serde::Serialize)]
-struct HttpReport {
-    schema: &'static str,
-    path: String,
-    duration_s: f64,
-    results: Vec<conlab_http::compare::CompareRow>,
-}
-
-impl conlab_measure::Tabular for HttpReport {
-    fn tables(&self) -> Vec<conlab_measure::Table> {
-        use conlab_measure::report::{self, Cell, Column, Tone};
-        vec![conlab_measure::Table {
-            title: Some(format!("GET {} for {:.1} s per cell, one server process per model", self.path, self.duration_s)),
-            columns: vec![
-                Column::text("server"),
-                Column::number("connections"),
-                Column::number("throughput"),
-                Column::number("p50"),
-                Column::number("p99"),
-                Column::number("max"),
-                Column::number("errors"),
-                Column::number("server CPU"),
-                Column::number("server PSS"),
-            ],
-            rows: self
-                .results
-                .iter()
-                .map(|r| {
-                    vec![
-                        Cell::text(r.model.clone()),
-                        report::count(r.connections as u64),
-                        report::rate(r.requests_per_s),
-                        report::seconds(r.p50_us as f64 / 1e6),
-                        report::seconds(r.p99_us as f64 / 1e6),
-                        report::seconds(r.max_us as f64 / 1e6),
-                        report::count(r.errors).tone(if r.errors > 0 { Tone::Bad } else { Tone::Plain }),
-                        report::fixed(r.server_cpu_percent, 0, "%"),
-                        report::bytes(r.server_pss_bytes),
-                    ]
-                })
-                .collect(),
-            notes: vec![
-                String::new(),
-                "lecture: nginx (event) copes with about four times the requests of Apache (a process or thread per connection)".into(),
-            ],
-        }]
-    }
-}
-
 /// `conlab bench http`: each server model in its own process, loaded at each connection count.
 fn http(args: &Args) -> Result<ExitCode> {
     let duration = super::output::duration(&args.duration)?;
-    if args.connections.contains(&0) || args.servers.is_empty() {
-        bail!("--connections takes counts of at least 1, --servers at least one model");
+    if duration.is_zero() || duration > Duration::from_secs(3600) {
+        return Err(usage(format!(
+            "--duration {}: each cell runs for more than 0 s and at most an hour",
+            args.duration
+        )));
     }
-    let mut exports = args.export.open()?;
-    let program =
-        std::env::current_exe().context("finding this executable to start the servers")?;
-    let results = conlab_http::compare::compare(
-        &program,
-        &args.servers,
-        None,
-        &args.connections,
-        duration,
-        &args.path,
-    )?;
-    let report = HttpReport {
-        schema: "conlab.bench-http/1",
+    if args.servers.is_empty() {
+        return Err(usage("--servers takes at least one model"));
+    }
+    if !args.path.starts_with('/') {
+        return Err(usage(format!(
+            "--path {}: a path starts with `/`, e.g. /hello",
+            args.path
+        )));
+    }
+    let exports = args.export.open()?;
+    let launcher = serve_launcher()?;
+    let contenders: Vec<Contender> = args
+        .servers
+        .iter()
+        .map(|&model| Contender::Conlab {
+            model,
+            workers: None,
+        })
+        .collect();
+    let levels: Vec<usize> = args.connections.iter().map(|&c| c as usize).collect();
+    let results = servers::compare(&launcher, &contenders, &levels, duration, &args.path)?;
+    let report = ServersReport {
+        schema: servers::BENCH_HTTP_SCHEMA,
         path: args.path.clone(),
         duration_s: duration.as_secs_f64(),
         results,
     };
-    emit(&report, &mut exports)?;
-    Ok(ExitCode::SUCCESS)
+    emit(&report, exports)?;
+    for bad in report.results.iter().filter(|r| !r.clean()) {
+        eprintln!(
+            "conlab: {} at {} connections: {} non-2xx responses, {:.0} requests/s",
+            bad.server, bad.connections, bad.non_2xx, bad.requests_per_s
+        );
+    }
+    Ok(if report.clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -2,17 +2,14 @@
 //! `--rate` (open loop, coordinated omission corrected); prints like wrk, `--json` for
 //! scripts. The engine is `conlab_http::load`.
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use conlab_http::load::{self, LoadConfig, LoadResult, Target};
-use conlab_measure::LatencyRecorder;
-use serde::Serialize;
+use anyhow::{Context, Result};
+use conlab_http::load::{self, LoadConfig, LoadReport, Target};
 
-use super::output::{duration, json_only};
+use super::output::{duration, json_only, usage};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -22,7 +19,8 @@ Examples:
   conlab load -n 100000 --pipeline 16 http://127.0.0.1:8080/hello   pipelined
   conlab load -d 5s --json - http://127.0.0.1:8080/sleep?ms=10       JSON on stdout
 
-Exit status: 0 when every response was 2xx and there were no errors, 1 otherwise.")]
+Exit status: 0 when every response was 2xx and there were no errors, 1 otherwise, 2 for a
+bad command line.")]
 pub(crate) struct Args {
     /// The URL: http://HOST[:PORT][/PATH].
     url: String,
@@ -72,70 +70,15 @@ pub(crate) struct Args {
     json: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct Latency {
-    mean: f64,
-    stdev: f64,
-    p50: u64,
-    p75: u64,
-    p90: u64,
-    p99: u64,
-    p999: u64,
-    p9999: u64,
-    max: u64,
-}
-
-impl Latency {
-    fn of(r: &LatencyRecorder) -> Self {
-        let p = r.percentiles();
-        Latency {
-            mean: p.mean,
-            stdev: r.stdev(),
-            p50: p.p50,
-            p75: r.quantile(0.75),
-            p90: p.p90,
-            p99: p.p99,
-            p999: p.p999,
-            p9999: r.quantile(0.9999),
-            max: p.max,
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-struct LoadReport {
-    schema: &'static str,
-    url: String,
-    connections: usize,
-    threads: usize,
-    pipeline: usize,
-    rate: Option<f64>,
-    requests: u64,
-    successes: u64,
-    duration_s: f64,
-    requests_per_s: f64,
-    successes_per_s: f64,
-    bytes_per_s: f64,
-    latency_us: Latency,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    uncorrected_latency_us: Option<Latency>,
-    status: BTreeMap<String, u64>,
-    errors: BTreeMap<String, u64>,
-}
-
-impl conlab_measure::Tabular for LoadReport {
-    fn tables(&self) -> Vec<conlab_measure::Table> {
-        Vec::new()
-    }
-}
-
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let target = Target::parse(&args.url)?;
     if args.connections == 0 || args.threads == 0 || args.pipeline == 0 {
-        bail!("-c, -t and --pipeline must be at least 1");
+        return Err(usage("-c, -t and --pipeline must be at least 1"));
     }
     if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
-        bail!("--rate must be a positive number of requests per second");
+        return Err(usage(
+            "--rate must be a positive number of requests per second",
+        ));
     }
     let headers = args
         .headers
@@ -143,7 +86,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         .map(|h| {
             h.split_once(':')
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .with_context(|| format!("bad header `{h}`: write \"Name: value\""))
+                .ok_or_else(|| usage(format!("bad header `{h}`: write \"Name: value\"")))
         })
         .collect::<Result<Vec<_>>>()?;
     let run_for = match (&args.duration, args.requests) {
@@ -153,7 +96,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         (None, Some(_)) => None,
         (None, None) => Some(Duration::from_secs(10)),
     };
-    let mut exports = json_only(args.json.as_ref())?;
+    let exports = json_only(args.json.as_ref())?;
     let config = LoadConfig {
         target,
         connections: args.connections,
@@ -183,7 +126,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         );
     }
     let live = text && std::io::stderr().is_terminal();
-    let result = load::run(config, |progress| {
+    let result = load::run(config.clone(), |progress| {
         if live {
             std::thread::spawn(move || {
                 // Elapsed, total and the rate over the last quarter second: enough to see a
@@ -206,44 +149,16 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     if live {
         eprint!("\r\x1b[K");
     }
-    let report = report(args, &result);
+    let report = LoadReport::new(&args.url, &config, &result);
     if text {
         print_like_wrk(&report)?;
     }
-    exports.write(&report)?;
-    let clean =
-        report.errors.is_empty() && report.successes == report.requests && report.requests > 0;
-    Ok(if clean {
+    exports.write(&report).context("writing the JSON report")?;
+    Ok(if report.clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
-}
-
-fn report(args: &Args, r: &LoadResult) -> LoadReport {
-    let secs = r.duration.as_secs_f64().max(1e-9);
-    LoadReport {
-        schema: "conlab.load/1",
-        url: args.url.clone(),
-        connections: args.connections,
-        threads: args.threads,
-        pipeline: args.pipeline,
-        rate: args.rate,
-        requests: r.requests,
-        successes: r.successes,
-        duration_s: secs,
-        requests_per_s: r.requests as f64 / secs,
-        successes_per_s: r.successes as f64 / secs,
-        bytes_per_s: r.bytes as f64 / secs,
-        latency_us: Latency::of(&r.latency),
-        uncorrected_latency_us: r.uncorrected.as_ref().map(Latency::of),
-        status: r.status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-        errors: r
-            .errors
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), *v))
-            .collect(),
-    }
 }
 
 fn ms(us: f64) -> String {

@@ -12,6 +12,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+pub(crate) use output::is_usage;
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run the lecture's experiments and show what each measured (the main job).

@@ -1,10 +1,14 @@
 //! What the commands share: the `--json/--csv/--markdown FILE` flags, whether the terminal
-//! gets colour, printing a report, and reading durations.
+//! gets colour, printing a report, reading durations, and telling a wrong command line
+//! (exit status 2) from a run that failed (1).
 
 use std::io::{IsTerminal, Write};
+use std::process::Command;
 
 use anyhow::{Context, Result};
-use conlab_measure::export::{self, ExportManager, Format, Tabular};
+use conlab_http::ServerModel;
+use conlab_lecture::servers::ProcessLauncher;
+use conlab_measure::export::{self, ExportError, ExportManager, Format, Tabular};
 
 /// hyperfine-style export flags; `-` writes to standard output instead of the table.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -21,7 +25,7 @@ pub(crate) struct ExportArgs {
 }
 
 impl ExportArgs {
-    /// Opens every export file now, so a bad path fails before the measurement runs.
+    /// Prepares every export file now, so a bad path fails before the measurement runs.
     pub(crate) fn open(&self) -> Result<ExportManager> {
         let targets: Vec<(Format, String)> = [
             (Format::Json, &self.json),
@@ -31,7 +35,7 @@ impl ExportArgs {
         .into_iter()
         .filter_map(|(f, p)| p.clone().map(|p| (f, p)))
         .collect();
-        ExportManager::create(&targets).context("opening the export files")
+        create(&targets)
     }
 }
 
@@ -41,7 +45,37 @@ pub(crate) fn json_only(path: Option<&String>) -> Result<ExportManager> {
         .map(|p| (Format::Json, p.clone()))
         .into_iter()
         .collect();
-    ExportManager::create(&targets).context("opening the JSON file")
+    create(&targets)
+}
+
+fn create(targets: &[(Format, String)]) -> Result<ExportManager> {
+    ExportManager::create(targets).map_err(|e| match e {
+        ExportError::StdoutTwice(_) => usage(e.to_string()),
+        other => anyhow::Error::new(other).context("preparing the export files"),
+    })
+}
+
+/// A command line that cannot run: `main` prints it and exits 2, as clap's own errors do.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct UsageError(String);
+
+/// A [`UsageError`] as an `anyhow::Error`.
+pub(crate) fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
+/// Whether `err` is the command line's fault (exit 2) rather than the run's (exit 1).
+pub(crate) fn is_usage(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<UsageError>().is_some()
+            || matches!(
+                e.downcast_ref::<conlab_lecture::Error>(),
+                Some(conlab_lecture::Error::Config { .. } | conlab_lecture::Error::Workload(_))
+            )
+            || e.downcast_ref::<conlab_work::SpecError>().is_some()
+            || e.downcast_ref::<conlab_http::load::UrlError>().is_some()
+    })
 }
 
 /// A duration as GNU parallel and wrk take them: plain seconds (`30`, `0.5`) or with a unit
@@ -54,7 +88,24 @@ pub(crate) fn duration(text: &str) -> Result<std::time::Duration> {
         return Ok(std::time::Duration::from_secs_f64(secs));
     }
     conlab_work::workload::parse_duration(text)
-        .map_err(|e| anyhow::anyhow!("bad duration `{text}`: {e}"))
+        .map_err(|e| usage(format!("bad duration `{text}`: {e}")))
+}
+
+/// Starts this executable as `conlab serve --ready-json` on a free loopback port: the
+/// servers of the tour's web experiment and of `bench http`.
+pub(crate) fn serve_launcher()
+-> Result<ProcessLauncher<impl Fn(ServerModel, Option<usize>) -> Command>> {
+    let program =
+        std::env::current_exe().context("finding this executable to start the servers")?;
+    Ok(ProcessLauncher::new(move |model: ServerModel, workers| {
+        let mut command = Command::new(&program);
+        command.args(["serve", "--ready-json", "--bind", "127.0.0.1:0"]);
+        command.args(["--model", model.name()]);
+        if let Some(n) = workers {
+            command.args(["--workers", &n.to_string()]);
+        }
+        command
+    }))
 }
 
 /// Colour on standard output: only on a terminal, never with `NO_COLOR` set.
@@ -65,12 +116,12 @@ pub(crate) fn color() -> bool {
 /// Prints `report` as a terminal table (unless an export took stdout) and writes the exports.
 pub(crate) fn emit<R: serde::Serialize + Tabular>(
     report: &R,
-    exports: &mut ExportManager,
+    exports: ExportManager,
 ) -> Result<()> {
     if !exports.uses_stdout() {
         let table = export::render(report, Format::Terminal, color())?;
         std::io::stdout().lock().write_all(&table)?;
     }
-    exports.write(report)?;
+    exports.write(report).context("writing the report")?;
     Ok(())
 }

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use conlab_http::Site;
 use conlab_http::counters::{CounterStore, SharedCounters};
 use conlab_http::server::{self, Server, ServerConfig, ServerModel};
+use conlab_http::{Ready, Site};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -21,6 +21,7 @@ Examples:
   conlab serve                                   event loops, one per core, on 127.0.0.1:8080
   conlab serve --model threadpool --workers 64   Apache's worker MPM, 64 threads
   conlab serve --model event --reuseport --bind 127.0.0.1:0 --root ./public
+  conlab serve --bind 127.0.0.1:0 --ready-json   one JSON line says where it listens
 
 SIGINT or SIGTERM: stop accepting, finish in-flight requests, print the counters, exit 0.")]
 pub(crate) struct Args {
@@ -52,6 +53,11 @@ pub(crate) struct Args {
     /// Answer 408 when a request's headers take longer than this many seconds.
     #[arg(long, default_value_t = 10)]
     header_timeout_s: u64,
+
+    /// Once listening, print one JSON line (conlab.serve-ready/1: address, model, workers,
+    /// pid) instead of the banner: for scripts that start a server on port 0.
+    #[arg(long)]
+    ready_json: bool,
 
     /// Internal: run as one prefork worker on the listening socket inherited as fd 3.
     #[arg(long, hide = true)]
@@ -90,6 +96,9 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
             server::prefork::inherited_listener().context("starting a prefork worker")?;
         let counters =
             server::prefork::inherited_counters().context("starting a prefork worker")?;
+        counters
+            .workers_ready
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let site = Arc::new(Site::with_counters(
             args.root.clone(),
             conlab_work::sum_primes,
@@ -126,20 +135,21 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         (ServerModel::Event, _) => ", one SO_REUSEPORT listener per loop",
         _ => "",
     };
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "conlab serve: {} on http://{} ({workers} {}{listeners})",
-        args.model,
+    announce(
+        args,
         server.local_addr(),
-        if args.model == ServerModel::Event {
-            "event loops"
-        } else {
-            "workers"
-        },
+        workers,
+        &format!(
+            "conlab serve: {} on http://{} ({workers} {}{listeners})",
+            args.model,
+            server.local_addr(),
+            if args.model == ServerModel::Event {
+                "event loops"
+            } else {
+                "workers"
+            },
+        ),
     )?;
-    out.flush()?;
-    drop(out);
     let _ = signals.forever().next();
     server.shutdown();
     // A closed stdout (the banner's reader gone) must not turn a clean stop into a panic.
@@ -149,6 +159,22 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         site.requests()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says the server is listening: the banner, or with `--ready-json` the ready line.
+fn announce(args: &Args, addr: SocketAddr, workers: usize, banner: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if args.ready_json {
+        writeln!(
+            out,
+            "{}",
+            Ready::new(addr, args.model.name(), workers).to_line()
+        )?;
+    } else {
+        writeln!(out, "{banner}")?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// The prefork parent: starts the worker processes, waits for a signal, stops them.
@@ -176,13 +202,20 @@ fn prefork(
     let mut children =
         server::prefork::Prefork::start(&program, &child_args, &listener, &counters, workers)
             .context("starting the prefork worker processes")?;
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "conlab serve: prefork on http://{addr} ({workers} worker processes, one connection each)"
+    // Listening already (connections wait in the backlog), but said only once every worker
+    // is up, so that whoever measures from the announcement does not measure start-up.
+    children
+        .wait_ready(&counters, Duration::from_secs(60))
+        .context("starting the prefork worker processes")?;
+    announce(
+        args,
+        addr,
+        workers,
+        &format!(
+            "conlab serve: prefork on http://{addr} ({workers} worker processes, one connection \
+             each)"
+        ),
     )?;
-    out.flush()?;
-    drop(out);
     let _ = signals.forever().next();
     children.stop();
     let _ = writeln!(

@@ -4,15 +4,83 @@
 //! "`+=` is not atomic".
 //!
 //! Each probe repeats its operation enough times to take a few tens of milliseconds, three
-//! times, and reports the median cost per operation.
+//! times, and reports the median cost per operation. [`ProbeReport`] is what `conlab probe`
+//! prints and writes as JSON ([`PROBE_SCHEMA`]).
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use conlab_measure::Tabular;
+use conlab_measure::report::{self, Cell, Column, Table};
 use serde::Serialize;
+
+/// The schema id of [`ProbeReport`]'s JSON.
+pub const PROBE_SCHEMA: &str = "conlab.probe/1";
+
+/// Everything `conlab probe` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeReport {
+    /// [`PROBE_SCHEMA`].
+    pub schema: &'static str,
+    /// Cores this process may use.
+    pub cores: usize,
+    /// One per primitive, in the lecture's order.
+    pub probes: Vec<Probe>,
+}
+
+impl ProbeReport {
+    /// Measures every probe, and `perf bench sched pipe` beside them when perf is installed.
+    pub fn measure(scale: Scale) -> Self {
+        let mut probes = run_all(scale);
+        probes.extend(perf_sched_pipe(scale));
+        ProbeReport {
+            schema: PROBE_SCHEMA,
+            cores: conlab_exec::available_cores(),
+            probes,
+        }
+    }
+
+    /// The cost of the probe called `name`, in nanoseconds.
+    pub fn ns(&self, name: &str) -> Option<f64> {
+        self.probes
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.per_op_ns)
+    }
+}
+
+impl Tabular for ProbeReport {
+    fn tables(&self) -> Vec<Table> {
+        vec![Table {
+            title: Some(format!(
+                "What things cost on this machine ({} cores)",
+                self.cores
+            )),
+            columns: vec![
+                Column::text("primitive"),
+                Column::number("per_op_s"),
+                Column::number("ops"),
+                Column::text("how"),
+            ],
+            rows: self
+                .probes
+                .iter()
+                .map(|p| {
+                    vec![
+                        Cell::text(p.name.clone()),
+                        report::seconds(p.per_op_ns / 1e9),
+                        report::count(p.ops),
+                        Cell::text(p.note.clone()),
+                    ]
+                })
+                .collect(),
+            notes: Vec::new(),
+        }]
+    }
+}
 
 /// One measured primitive.
 #[derive(Debug, Clone, Serialize)]
@@ -30,18 +98,20 @@ pub struct Probe {
     pub lost_updates: Option<u64>,
 }
 
-/// How long each probe should take, roughly; `quick` for tests and the tour.
-#[derive(Debug, Clone, Copy)]
-pub struct Budget {
+/// How many repetitions each probe makes, as a share of the full count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scale {
     /// Scale of every repetition count (1.0 = full).
     pub scale: f64,
 }
 
-impl Budget {
+impl Scale {
     /// Full-length probes (about 3 s in all on 2 cores).
-    pub const FULL: Budget = Budget { scale: 1.0 };
-    /// A tenth of that.
-    pub const QUICK: Budget = Budget { scale: 0.1 };
+    pub const FULL: Scale = Scale { scale: 1.0 };
+    /// A tenth of that: `conlab probe --quick` and the tour.
+    pub const QUICK: Scale = Scale { scale: 0.1 };
+    /// A fiftieth: the tour's quick budget and tests.
+    pub const TINY: Scale = Scale { scale: 0.02 };
 
     fn n(&self, full: u64) -> u64 {
         ((full as f64 * self.scale) as u64).max(10)
@@ -72,7 +142,7 @@ fn probe(name: &str, ops: u64, per_op_ns: f64, note: impl Into<String>) -> Probe
 }
 
 /// Every probe, in the lecture's order: threads and processes, switching, async, sharing.
-pub fn run_all(budget: Budget) -> Vec<Probe> {
+pub fn run_all(budget: Scale) -> Vec<Probe> {
     let mut out = vec![thread_spawn(budget)];
     out.extend(process_spawn(budget));
     out.push(thread_switch(budget));
@@ -88,7 +158,7 @@ pub fn run_all(budget: Budget) -> Vec<Probe> {
 }
 
 /// Thread spawn + join.
-pub fn thread_spawn(b: Budget) -> Probe {
+pub fn thread_spawn(b: Scale) -> Probe {
     let n = b.n(2_000);
     let ns = median_ns(n, |n| {
         for _ in 0..n {
@@ -99,7 +169,7 @@ pub fn thread_spawn(b: Budget) -> Probe {
 }
 
 /// Process spawn + wait (`true`); `None` where `true` cannot be run.
-pub fn process_spawn(b: Budget) -> Option<Probe> {
+pub fn process_spawn(b: Scale) -> Option<Probe> {
     Command::new("true").status().ok()?;
     let n = b.n(300);
     let ns = median_ns(n, |n| {
@@ -117,7 +187,7 @@ pub fn process_spawn(b: Budget) -> Option<Probe> {
 
 /// A one-byte round trip between two threads over two pipes; the note gives the per-switch
 /// cost (half a round trip).
-pub fn thread_switch(b: Budget) -> Probe {
+pub fn thread_switch(b: Scale) -> Probe {
     let n = b.n(20_000);
     let ns = median_ns(n, |n| {
         let (Ok((mut a_rx, mut a_tx)), Ok((mut b_rx, mut b_tx))) =
@@ -153,7 +223,7 @@ pub fn thread_switch(b: Budget) -> Probe {
 }
 
 /// The same round trip with another process (`cat` echoing its stdin).
-pub fn process_switch(b: Budget) -> Option<Probe> {
+pub fn process_switch(b: Scale) -> Option<Probe> {
     let n = b.n(20_000);
     let mut failed = false;
     let ns = median_ns(n, |n| {
@@ -197,7 +267,7 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 }
 
 /// Spawning a task on a single-threaded tokio loop and awaiting it.
-pub fn async_spawn(b: Budget) -> Probe {
+pub fn async_spawn(b: Scale) -> Probe {
     let n = b.n(200_000);
     let ns = runtime().map_or(f64::NAN, |rt| {
         median_ns(n, |n| {
@@ -218,7 +288,7 @@ pub fn async_spawn(b: Budget) -> Probe {
 }
 
 /// Two tasks on one loop handing a token back and forth: a switch without the kernel.
-pub fn async_switch(b: Budget) -> Probe {
+pub fn async_switch(b: Scale) -> Probe {
     let n = b.n(200_000);
     let ns = runtime().map_or(f64::NAN, |rt| {
         median_ns(n, |n| {
@@ -251,7 +321,7 @@ pub fn async_switch(b: Budget) -> Probe {
 }
 
 /// Messages streamed from one thread to another over a bounded crossbeam channel.
-pub fn channel_hop(b: Budget) -> Probe {
+pub fn channel_hop(b: Scale) -> Probe {
     let n = b.n(2_000_000);
     let ns = median_ns(n, |n| {
         let (tx, rx) = crossbeam_channel::bounded::<u64>(1024);
@@ -273,7 +343,7 @@ pub fn channel_hop(b: Budget) -> Probe {
 }
 
 /// Lock + unlock with nobody else wanting the lock.
-pub fn mutex_uncontended(b: Budget) -> Probe {
+pub fn mutex_uncontended(b: Scale) -> Probe {
     let n = b.n(10_000_000);
     let m = Mutex::new(0u64);
     let ns = median_ns(n, |n| {
@@ -292,7 +362,7 @@ pub fn mutex_uncontended(b: Budget) -> Probe {
 }
 
 /// Every thread (one per core, at least 2) increments one shared counter under one lock.
-pub fn mutex_contended(b: Budget) -> Probe {
+pub fn mutex_contended(b: Scale) -> Probe {
     let threads = conlab_exec::available_cores().max(2) as u64;
     let n = b.n(2_000_000);
     let per_thread = n / threads;
@@ -336,7 +406,7 @@ fn hammer<F: FnOnce() + Send + 'static>(threads: u64, make: impl Fn(u64) -> F) {
 
 /// Every thread (one per core, at least 2) applies `increment` to one shared counter;
 /// returns (threads, total increments, median ns per increment, updates lost in the last run).
-fn count_from_threads(b: Budget, increment: fn(&AtomicU64)) -> (u64, u64, f64, u64) {
+fn count_from_threads(b: Scale, increment: fn(&AtomicU64)) -> (u64, u64, f64, u64) {
     let threads = conlab_exec::available_cores().max(2) as u64;
     let per_thread = b.n(2_000_000) / threads;
     let total = per_thread * threads;
@@ -358,7 +428,7 @@ fn count_from_threads(b: Budget, increment: fn(&AtomicU64)) -> (u64, u64, f64, u
 }
 
 /// `fetch_add` from every thread: never loses an update.
-pub fn atomic_increment(b: Budget) -> Probe {
+pub fn atomic_increment(b: Scale) -> Probe {
     let (threads, total, ns, lost) = count_from_threads(b, |c| {
         // Relaxed: only the count matters, read after the threads are joined.
         c.fetch_add(1, Ordering::Relaxed);
@@ -377,7 +447,7 @@ pub fn atomic_increment(b: Budget) -> Probe {
 /// The lecture's `n += 1` from several threads: a load, then a store, with no lock. Done on an
 /// atomic (each access is atomic, the pair is not), so it is the race without undefined
 /// behaviour; the note counts the updates that were lost.
-pub fn racy_increment(b: Budget) -> Probe {
+pub fn racy_increment(b: Scale) -> Probe {
     let (threads, total, ns, lost) = count_from_threads(b, |c| {
         // LOAD_GLOBAL, BINARY_OP +=, STORE_GLOBAL: another thread can store in between, and
         // its update is overwritten.
@@ -399,7 +469,7 @@ pub fn racy_increment(b: Budget) -> Probe {
 }
 
 /// `perf bench sched pipe`'s figure in microseconds per round trip, when perf is installed.
-pub fn perf_sched_pipe(b: Budget) -> Option<Probe> {
+pub fn perf_sched_pipe(b: Scale) -> Option<Probe> {
     let loops = b.n(50_000);
     let out = Command::new("perf")
         .args(["bench", "sched", "pipe", "-l", &loops.to_string()])
@@ -422,18 +492,13 @@ pub fn perf_sched_pipe(b: Budget) -> Option<Probe> {
     ))
 }
 
-/// The duration a per-op figure stands for, for display.
-pub fn as_duration(ns: f64) -> Duration {
-    Duration::from_nanos(ns.max(0.0) as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_atomic_loses_nothing_and_every_probe_reports_a_cost() {
-        let probes = run_all(Budget { scale: 0.01 });
+        let probes = run_all(Scale { scale: 0.01 });
         assert!(probes.len() >= 9);
         for p in &probes {
             assert!(p.per_op_ns.is_finite() && p.per_op_ns > 0.0, "{p:?}");

@@ -14,6 +14,11 @@
 //! Each of `threads` OS threads runs a current-thread tokio loop with its share of the
 //! connections; requests are serialised once; responses are parsed with httparse; latencies
 //! go to HdrHistograms (fixed memory however long the run), merged at the end.
+//! [`report`] turns a run into `conlab load`'s report.
+
+mod report;
+
+pub use report::{LOAD_SCHEMA, LatencySummary, LoadReport};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -113,6 +118,11 @@ pub struct LoadResult {
     pub status: BTreeMap<u16, u64>,
     /// Errors by kind: connect, read, write, timeout, parse.
     pub errors: BTreeMap<&'static str, u64>,
+    /// Connections (clients) that got at least one answer within the run's duration. Fewer
+    /// than `connections` when the server serves a fixed number at a time: a prefork server
+    /// or a thread pool with fewer workers than clients leaves the rest waiting in its
+    /// accept queue (until the end of the run, when closing connections frees its workers).
+    pub connections_answered: u64,
 }
 
 struct Shared {
@@ -137,10 +147,14 @@ struct Tally {
     uncorrected: LatencyRecorder,
     status: BTreeMap<u16, u64>,
     errors: BTreeMap<&'static str, u64>,
+    connections_answered: u64,
+    /// When this connection got its first answer.
+    first_answer: Option<Instant>,
 }
 
 impl Tally {
     fn merge(&mut self, other: Tally) {
+        self.connections_answered += other.connections_answered;
         self.requests += other.requests;
         self.successes += other.successes;
         self.bytes += other.bytes;
@@ -233,6 +247,7 @@ pub fn run(config: LoadConfig, on_start: impl FnOnce(Progress)) -> LoadResult {
         uncorrected: shared.config.rate.map(|_| total.uncorrected),
         status: total.status,
         errors: total.errors,
+        connections_answered: total.connections_answered,
     }
 }
 
@@ -286,6 +301,18 @@ fn take(shared: &Shared, start: Instant) -> bool {
 }
 
 async fn connection(shared: &Shared, index: usize, start: Instant) -> Tally {
+    let mut tally = connect_and_send(shared, index, start).await;
+    let deadline = shared.config.duration.map(|d| start + d);
+    tally.connections_answered = u64::from(
+        tally
+            .first_answer
+            .is_some_and(|at| deadline.is_none_or(|d| at <= d)),
+    );
+    tally
+}
+
+/// One client's life: connect, send, read the answers, reconnect when the server closes.
+async fn connect_and_send(shared: &Shared, index: usize, start: Instant) -> Tally {
     let mut tally = Tally::default();
     let config = &shared.config;
     let per_connection = config.rate.map(|r| r / config.connections.max(1) as f64);
@@ -356,6 +383,7 @@ async fn connection(shared: &Shared, index: usize, start: Instant) -> Tally {
                         pos += len;
                         answered += 1;
                         let now = Instant::now();
+                        tally.first_answer.get_or_insert(now);
                         tally.requests += 1;
                         tally.bytes += len as u64;
                         if (200..300).contains(&status) {

@@ -5,18 +5,26 @@
 //!
 //! Under `async`, tasks run as futures ([`Job::run_timed_async`]): waits yield to the loop,
 //! CPU work blocks it. Under every other model they run as plain tasks.
+//!
+//! Tasks stream: at most [`IN_FLIGHT`] are submitted and not yet collected, so a batch of a
+//! hundred million tasks holds as much memory as one of a hundred thousand.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use conlab_exec::processes::WorkerProgram;
 use conlab_exec::{Error, Executor, Model, Pool, PoolOptions, ReturnWhen, TaskHandle, wait};
 use conlab_measure::{LatencyRecorder, Usage};
+use conlab_work::{Done, Job, Workload};
 
-use crate::workload::{Done, Job, Workload};
+/// Tasks submitted and not yet collected, at most. Far more than any pool's queue holds
+/// (1024 per worker), so a pool is never starved by the batch's bookkeeping; a handle and
+/// its submission time take about a hundred bytes, so this is a few megabytes at most.
+pub const IN_FLIGHT: usize = 65_536;
 
 /// How to run one batch.
 #[derive(Debug, Clone)]
-pub struct RunConfig {
+pub struct BatchConfig {
     /// The model.
     pub model: Model,
     /// Workers (ignored by `serial`).
@@ -44,7 +52,7 @@ pub struct Measurement {
     pub service: LatencyRecorder,
     /// Tasks that failed.
     pub errors: u64,
-    /// The first failure's message.
+    /// The first failure: which task, and why.
     pub first_error: Option<String>,
     /// FNV-1a of every task's checksum in task order (failed tasks count as 0).
     pub checksum: u64,
@@ -56,7 +64,7 @@ pub struct Measurement {
 /// the number of tasks done so far.
 pub fn run(
     workload: &Workload,
-    config: &RunConfig,
+    config: &BatchConfig,
     mut progress: impl FnMut(u64),
 ) -> Result<Measurement, Error> {
     let workers = if config.model == Model::Serial {
@@ -76,55 +84,41 @@ pub fn run(
     conlab_measure::usage::reset_peak();
     let before = Usage::now();
     let start = Instant::now();
-    let mut submitted_at = Vec::with_capacity(config.tasks as usize);
-    let mut handles: Vec<TaskHandle<Result<Done, String>>> =
-        Vec::with_capacity(config.tasks as usize);
+    let mut collector = Collector::new(start);
+    let mut in_flight: VecDeque<(Instant, TaskHandle<Result<Done, String>>)> = VecDeque::new();
     for index in 0..config.tasks {
+        if in_flight.len() >= IN_FLIGHT
+            && let Some((submitted, handle)) = in_flight.pop_front()
+        {
+            collector.collect(submitted, handle);
+            progress(collector.done);
+        }
         let job = Job {
             workload: workload.clone(),
             index,
         };
-        submitted_at.push(Instant::now());
+        let submitted = Instant::now();
         let handle = match &pool {
             Pool::Async(event_loop) => event_loop
                 .submit_future(async move { job.run_timed_async().await })
                 .map_err(|_| Error::Closed)?,
             other => other.submit(job).map_err(|_| Error::Closed)?,
         };
-        handles.push(handle);
+        in_flight.push_back((submitted, handle));
     }
-    let mut latency = LatencyRecorder::new();
-    let mut service = LatencyRecorder::new();
-    let mut errors = 0;
-    let mut first_error = None;
-    let mut checksum: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut last_done = start;
-    for (i, handle) in handles.into_iter().enumerate() {
-        wait(std::slice::from_ref(&handle), ReturnWhen::All, None);
-        let done_at = handle.completed_at().unwrap_or_else(Instant::now);
-        last_done = last_done.max(done_at);
-        latency.record(done_at.saturating_duration_since(submitted_at[i]));
-        let value = match handle.wait() {
-            Ok(Ok(done)) => {
-                service.record(Duration::from_nanos(done.service_ns));
-                done.checksum
-            }
-            Ok(Err(message)) => {
-                errors += 1;
-                first_error.get_or_insert(message);
-                0
-            }
-            Err(e) => {
-                errors += 1;
-                first_error.get_or_insert(e.to_string());
-                0
-            }
-        };
-        for byte in value.to_le_bytes() {
-            checksum = (checksum ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-        progress(i as u64 + 1);
+    for (submitted, handle) in in_flight {
+        collector.collect(submitted, handle);
+        progress(collector.done);
     }
+    let Collector {
+        latency,
+        service,
+        errors,
+        first_error,
+        checksum,
+        last_done,
+        ..
+    } = collector;
     let after = Usage::now();
     let workers = pool.workers();
     pool.shutdown(true, false);
@@ -139,4 +133,60 @@ pub fn run(
         checksum,
         workers,
     })
+}
+
+/// Collects finished tasks in task order: their latency, service time, answer and errors.
+struct Collector {
+    latency: LatencyRecorder,
+    service: LatencyRecorder,
+    errors: u64,
+    first_error: Option<String>,
+    checksum: u64,
+    last_done: Instant,
+    done: u64,
+}
+
+impl Collector {
+    fn new(start: Instant) -> Self {
+        Collector {
+            latency: LatencyRecorder::new(),
+            service: LatencyRecorder::new(),
+            errors: 0,
+            first_error: None,
+            // FNV-1a's offset basis.
+            checksum: 0xcbf2_9ce4_8422_2325,
+            last_done: start,
+            done: 0,
+        }
+    }
+
+    /// Waits for the next task in order (submitted at `submitted`) and records it.
+    fn collect(&mut self, submitted: Instant, handle: TaskHandle<Result<Done, String>>) {
+        let index = self.done;
+        wait(std::slice::from_ref(&handle), ReturnWhen::All, None);
+        let done_at = handle.completed_at().unwrap_or_else(Instant::now);
+        self.last_done = self.last_done.max(done_at);
+        self.latency
+            .record(done_at.saturating_duration_since(submitted));
+        let value = match handle.wait() {
+            Ok(Ok(done)) => {
+                self.service.record(Duration::from_nanos(done.service_ns));
+                done.checksum
+            }
+            // Numbered as the pool numbers its tasks (#1 first), which its own errors use.
+            Ok(Err(message)) => self.fail(format!("task #{}: {message}", index + 1)),
+            Err(e) => self.fail(e.to_string()),
+        };
+        for byte in value.to_le_bytes() {
+            self.checksum = (self.checksum ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.done += 1;
+    }
+
+    /// Counts a failed task; its answer counts as 0 in the checksum.
+    fn fail(&mut self, message: String) -> u64 {
+        self.errors += 1;
+        self.first_error.get_or_insert(message);
+        0
+    }
 }

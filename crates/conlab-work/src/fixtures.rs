@@ -1,30 +1,14 @@
-//! Small tasks for tests, benchmarks and demonstrations: the lecture's `doubler`, a no-op for
-//! measuring overhead, a sleep that releases the GIL, and tasks that misbehave on purpose —
-//! kill their own process, panic, print to stdout — to show what each pool does about it.
-
-use std::time::Duration;
+//! Test fixtures (the `fixtures` feature): tasks that exist to test the pools, not to teach
+//! the lecture. A no-op for measuring overhead, tasks that misbehave on purpose (panic, print
+//! to stdout), and tasks that let a test see inside a worker process (its pid, a FIFO it
+//! blocks on until the test lets go, a file it appends to so that runs can be counted).
+//!
+//! They are registered with worker processes only when the feature is on, which the
+//! workspace's tests turn on through their dev-dependencies: a release build of `conlab`
+//! cannot be asked to run them.
 
 use conlab_exec::{RemoteTask, Task, gil};
 use serde::{Deserialize, Serialize};
-
-macro_rules! remote {
-    ($ty:ty, $name:literal) => {
-        impl RemoteTask for $ty {
-            const NAME: &'static str = $name;
-        }
-    };
-}
-
-/// The lecture's `doubler(number)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Double(pub i64);
-impl Task for Double {
-    type Output = i64;
-    fn run(self) -> i64 {
-        self.0 * 2
-    }
-}
-remote!(Double, "conlab.double");
 
 /// Returns its input: the cost of a task with no work in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,34 +20,6 @@ impl Task for Noop {
     }
 }
 remote!(Noop, "conlab.noop");
-
-/// Sleeps for this many milliseconds with the GIL released (`time.sleep`), returns it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SleepMs(pub u64);
-impl Task for SleepMs {
-    type Output = u64;
-    fn run(self) -> u64 {
-        gil::sleep(Duration::from_millis(self.0));
-        self.0
-    }
-}
-remote!(SleepMs, "conlab.sleep-ms");
-
-/// Sends this signal to its own process (`9` is SIGKILL): a worker that dies mid-task. In a
-/// thread pool this kills the whole program, which is the lecture's point about isolation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Crash(pub i32);
-impl Task for Crash {
-    type Output = ();
-    fn run(self) {
-        // SAFETY: `raise` has no memory-safety preconditions. Exercised by the process-pool
-        // crash tests in crates/conlab/tests/processes.rs.
-        unsafe {
-            libc::raise(self.0);
-        }
-    }
-}
-remote!(Crash, "conlab.crash");
 
 /// Panics with this message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,345 @@
+//! The lecture's prime sums (`find_rand` over 400000, 500000, 600000) under every model: the
+//! GIL experiment. CPU-bound work gains nothing from threads under a GIL, gains from
+//! processes, and blocks an event loop.
+//!
+//! Every model runs the same tasks; the rounds alternate the models (serial, threads, ...,
+//! serial, threads, ...) and each row is the median of its rounds, so that a machine whose
+//! speed drifts between two runs (this VM's does, by up to 2x within minutes) moves every
+//! row alike instead of one. Pools are built before the clock starts, as the lecture's
+//! threads are.
+
+use std::time::{Duration, Instant};
+
+use conlab_exec::{Executor, Model, Pool, PoolOptions};
+use conlab_work::Primes;
+use conlab_work::primes::LECTURE_SUMS;
+
+use super::{Context, Experiment};
+use crate::Error;
+use crate::finding::{Claim, Figure, Outcome, Series, Verdict};
+use crate::machine::LoadLimit;
+
+/// The experiment.
+pub const EXPERIMENT: Experiment = Experiment {
+    name: "primes",
+    title: "Sum of primes under every model: CPU-bound work",
+    claim: Claim {
+        quote: "The GIL ensures that only one thread runs in the interpreter at once; \
+                CPU bound => multi processing",
+        slide: "threading: find_rand with two threads; Global Interpreter Lock (GIL)",
+        figure: "[6458901531, 9914236195, 14071826345]; two threads take as long as one",
+    },
+    load_limit: LoadLimit::TIMING,
+    measure,
+};
+
+/// The lecture's printed sums.
+pub const LECTURE_ANSWER: [u64; 3] = [6_458_901_531, 9_914_236_195, 14_071_826_345];
+
+/// Above this, threads under the GIL (or tasks on one event loop) would be running CPU work
+/// in parallel, which they cannot: the ideal is 1.00x, and 15% is above the spread between
+/// the medians of two rows run alike on this machine, far below the ~1.8x of free threads.
+pub const SERIALISED_MAX_SPEEDUP: f64 = 1.15;
+
+/// Below this, processes did not run in parallel: the lecture's inputs twice over on 2
+/// workers can reach about 1.8x (they do not split evenly), and 1.3x is well above what any
+/// serialised row reaches (1.15x) while leaving room for the pool's hand-offs.
+pub const PARALLEL_MIN_SPEEDUP: f64 = 1.3;
+
+/// One model's row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// `threads --gil`, `processes`.
+    pub label: String,
+    /// Workers the pool had.
+    pub workers: usize,
+    /// Median wall time of its rounds.
+    pub wall: Duration,
+    /// The answers of its first round, in input order.
+    pub sums: Vec<u64>,
+    /// Failed tasks over all rounds.
+    pub errors: usize,
+}
+
+/// What the experiment measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrimeSums {
+    /// serial first, then threads, threads --gil, processes, async, rayon.
+    pub rows: Vec<Row>,
+    /// Whether two workers can run at once here (at least 2 workers and 2 cores).
+    pub parallel: bool,
+}
+
+impl PrimeSums {
+    /// The speedup of the row called `label` over serial (0 if it did not run).
+    pub fn speedup(&self, label: &str) -> f64 {
+        let serial = self.rows.first().map(|r| r.wall);
+        self.rows
+            .iter()
+            .find(|r| r.label == label)
+            .zip(serial)
+            .map_or(0.0, |(r, s)| conlab_measure::speedup(s, r.wall))
+    }
+}
+
+fn measure(context: &Context<'_>) -> Result<Outcome, Error> {
+    let repeat = context.budget.pick(2, 1);
+    let rounds = context.budget.pick(3, 1);
+    let inputs: Vec<u64> = LECTURE_SUMS.repeat(repeat);
+    let models = [
+        (Model::Serial, false),
+        (Model::Threads, false),
+        (Model::Threads, true),
+        (Model::Processes, false),
+        (Model::Async, false),
+        (Model::Rayon, false),
+    ];
+    let pools = models
+        .iter()
+        .map(|&(model, gil)| {
+            let workers = match model {
+                Model::Serial | Model::Async => 1,
+                _ => context.workers,
+            };
+            let options = PoolOptions {
+                workers: Some(workers),
+                gil,
+                ..PoolOptions::default()
+            };
+            Ok((Pool::new(model, options)?, gil))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let mut walls: Vec<Vec<Duration>> = vec![Vec::new(); pools.len()];
+    let mut rows: Vec<Row> = Vec::new();
+    for round in 0..rounds {
+        for (i, (pool, gil)) in pools.iter().enumerate() {
+            let start = Instant::now();
+            let results: Vec<_> = pool.map(inputs.iter().map(|&n| Primes(n))).collect();
+            walls[i].push(start.elapsed());
+            let errors = results.iter().filter(|r| r.is_err()).count();
+            if round == 0 {
+                rows.push(Row {
+                    label: label(pool.model(), *gil),
+                    workers: pool.workers(),
+                    wall: Duration::ZERO,
+                    sums: results.into_iter().filter_map(Result::ok).collect(),
+                    errors,
+                });
+            } else {
+                rows[i].errors += errors;
+            }
+        }
+    }
+    for (row, mut wall) in rows.iter_mut().zip(walls) {
+        wall.sort_unstable();
+        row.wall = wall[wall.len() / 2];
+    }
+    let sums = PrimeSums {
+        parallel: context.workers > 1 && context.cores > 1,
+        rows,
+    };
+    Ok(outcome(&sums, inputs.len(), rounds))
+}
+
+fn label(model: Model, gil: bool) -> String {
+    if gil {
+        format!("{model} --gil")
+    } else {
+        model.to_string()
+    }
+}
+
+fn outcome(sums: &PrimeSums, tasks: usize, rounds: usize) -> Outcome {
+    let serial = &sums.rows[0];
+    let mut details = vec![format!(
+        "{:<14} {:>7} {:>9} {:>8}  results",
+        "model", "workers", "wall", "speedup"
+    )];
+    let mut figures = Vec::new();
+    let mut series = Vec::new();
+    for row in &sums.rows {
+        let speedup = sums.speedup(&row.label);
+        let agree = row.errors == 0 && row.sums == serial.sums;
+        details.push(format!(
+            "{:<14} {:>7} {:>7.1}ms {:>7.2}x  {}",
+            row.label,
+            row.workers,
+            row.wall.as_secs_f64() * 1e3,
+            speedup,
+            if agree {
+                "agree with serial".to_string()
+            } else {
+                format!("DIFFER ({} errors)", row.errors)
+            }
+        ));
+        let id = row.label.replace(" --", "_");
+        figures.push(Figure::new(format!("{id}_speedup"), speedup, "x"));
+        figures.push(Figure::new(
+            format!("{id}_wall_s"),
+            row.wall.as_secs_f64(),
+            "s",
+        ));
+        series.push(Series::speedup(
+            row.label.clone(),
+            vec![[row.workers as f64, speedup]],
+        ));
+    }
+    let first = first_sums(serial);
+    Outcome {
+        setup: format!(
+            "the lecture's three inputs x{}, {tasks} tasks per model; median of {rounds} \
+             alternating round(s)",
+            tasks / 3
+        ),
+        details,
+        measured: format!(
+            "sums {first:?}; threads --gil {:.2}x, processes {:.2}x, async {:.2}x",
+            sums.speedup("threads --gil"),
+            sums.speedup("processes"),
+            sums.speedup("async")
+        ),
+        figures,
+        series,
+        verdict: judge(sums),
+    }
+}
+
+/// Serial's answers to the lecture's three inputs, sorted as the lecture prints them.
+fn first_sums(serial: &Row) -> Vec<u64> {
+    let mut first: Vec<u64> = serial.sums.iter().take(3).copied().collect();
+    first.sort_unstable();
+    first
+}
+
+/// Held when the sums are the lecture's and every model agrees with serial, threads under the
+/// GIL and the event loop stay below [`SERIALISED_MAX_SPEEDUP`], and processes exceed
+/// [`PARALLEL_MIN_SPEEDUP`]; the last part cannot be shown with one core or one worker.
+pub fn judge(sums: &PrimeSums) -> Verdict {
+    let Some(serial) = sums.rows.first() else {
+        return Verdict::not_held("no model ran");
+    };
+    let first = first_sums(serial);
+    if first != LECTURE_ANSWER {
+        return Verdict::not_held(format!(
+            "serial's sums {first:?} are not the lecture's {LECTURE_ANSWER:?}"
+        ));
+    }
+    if let Some(row) = sums
+        .rows
+        .iter()
+        .find(|r| r.errors > 0 || r.sums != serial.sums)
+    {
+        return Verdict::not_held(format!(
+            "{} gave other answers than serial ({} errors)",
+            row.label, row.errors
+        ));
+    }
+    let (gil, asynchronous, processes) = (
+        sums.speedup("threads --gil"),
+        sums.speedup("async"),
+        sums.speedup("processes"),
+    );
+    if gil >= SERIALISED_MAX_SPEEDUP || asynchronous >= SERIALISED_MAX_SPEEDUP {
+        return Verdict::not_held(format!(
+            "threads --gil {gil:.2}x and async {asynchronous:.2}x: at least one ran CPU work in \
+             parallel (the bar is {SERIALISED_MAX_SPEEDUP}x)"
+        ));
+    }
+    if !sums.parallel {
+        return Verdict::cannot_show(format!(
+            "one core or one worker: processes cannot run in parallel here ({processes:.2}x); \
+             the GIL part held (threads --gil {gil:.2}x, async {asynchronous:.2}x)"
+        ));
+    }
+    if processes <= PARALLEL_MIN_SPEEDUP {
+        return Verdict::not_held(format!(
+            "processes {processes:.2}x, not above {PARALLEL_MIN_SPEEDUP}x on {} workers",
+            sums.rows
+                .iter()
+                .find(|r| r.label == "processes")
+                .map_or(0, |r| r.workers)
+        ));
+    }
+    Verdict::held(format!(
+        "the lecture's sums from every model; threads --gil {gil:.2}x and async \
+         {asynchronous:.2}x (below {SERIALISED_MAX_SPEEDUP}x: one runs at a time), processes \
+         {processes:.2}x (above {PARALLEL_MIN_SPEEDUP}x)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(walls_ms: [u64; 6]) -> PrimeSums {
+        let labels = [
+            "serial",
+            "threads",
+            "threads --gil",
+            "processes",
+            "async",
+            "rayon",
+        ];
+        PrimeSums {
+            rows: labels
+                .iter()
+                .zip(walls_ms)
+                .map(|(label, ms)| Row {
+                    label: label.to_string(),
+                    workers: if *label == "serial" || *label == "async" {
+                        1
+                    } else {
+                        2
+                    },
+                    wall: Duration::from_millis(ms),
+                    sums: LECTURE_ANSWER.repeat(2),
+                    errors: 0,
+                })
+                .collect(),
+            parallel: true,
+        }
+    }
+
+    #[test]
+    fn the_gil_claim_holds_on_the_lectures_shape() {
+        let verdict = judge(&rows([200, 110, 205, 112, 198, 108]));
+        assert!(verdict.is_held(), "{verdict:?}");
+    }
+
+    #[test]
+    fn a_gil_that_lets_threads_run_together_does_not_hold() {
+        let verdict = judge(&rows([200, 110, 110, 112, 198, 108]));
+        assert!(matches!(verdict, Verdict::NotHeld { .. }), "{verdict:?}");
+        assert!(
+            verdict.reason().contains("threads --gil 1.82x"),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn processes_that_do_not_speed_up_do_not_hold_but_one_core_cannot_show() {
+        let slow = rows([200, 110, 205, 190, 198, 108]);
+        assert!(matches!(judge(&slow), Verdict::NotHeld { .. }));
+        let one_core = PrimeSums {
+            parallel: false,
+            ..slow
+        };
+        assert!(matches!(judge(&one_core), Verdict::CannotShow { .. }));
+    }
+
+    #[test]
+    fn wrong_sums_or_a_disagreeing_model_never_hold() {
+        let mut wrong = rows([200, 110, 205, 112, 198, 108]);
+        wrong.rows[3].sums[1] += 1;
+        assert!(
+            judge(&wrong)
+                .reason()
+                .contains("processes gave other answers")
+        );
+        let mut off = rows([200, 110, 205, 112, 198, 108]);
+        for row in &mut off.rows {
+            row.sums[0] = 1;
+        }
+        assert!(judge(&off).reason().contains("not the lecture's"));
+    }
+}

@@ -134,6 +134,22 @@ pub fn cpu_time(pid: u32) -> Duration {
     ticks.max(scheduled_time(pid))
 }
 
+/// CPU time the calling thread has used so far (`CLOCK_THREAD_CPUTIME_ID`): with the wall
+/// time of a span, it tells how much of the span the thread was really on a core.
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes one `timespec` into the struct we own; the clock id is
+    // a constant every Linux has. Exercised by `a_spinning_thread_is_on_a_core`.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
+}
+
 /// Clock ticks per second, the unit of `/proc`'s CPU counters.
 fn clock_ticks_per_s() -> f64 {
     // SAFETY: `sysconf` has no preconditions.
@@ -307,6 +323,21 @@ mod tests {
         let used = cpu_time(std::process::id()).saturating_sub(before);
         // Ticks alone may lose up to one tick at each end; other test threads only add.
         assert!(used >= Duration::from_millis(20), "{used:?}");
+    }
+
+    #[test]
+    fn a_spinning_thread_is_on_a_core_and_a_sleeping_one_is_not() {
+        let before = thread_cpu_time();
+        std::thread::sleep(Duration::from_millis(20));
+        let slept = thread_cpu_time() - before;
+        assert!(slept < Duration::from_millis(10), "{slept:?}");
+        let start = thread_cpu_time();
+        let mut x = 0u64;
+        while thread_cpu_time() - start < Duration::from_millis(5) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        std::hint::black_box(x);
+        assert!(thread_cpu_time() - start >= Duration::from_millis(5));
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! one thread may well finish a short count before the other wakes (a cross-core wake-up is
 //! tens of microseconds here), and nothing is lost although nothing is atomic. So the threads
 //! meet at a spinning barrier (neither parks), then increment for a fixed window of wall
-//! time, counting their own attempts, and each notes when it started and stopped: the
-//! overlap of those spans is the evidence that they ran together. Beside the racy counter,
-//! `fetch_add` and a mutex run the same way and must lose nothing.
+//! time, counting their own attempts. Each notes its span and the CPU time it used in it:
+//! the span the threads shared, less the time either spent off its core, is a lower bound of
+//! the time they really ran at once (two spans that overlap on a busy machine may have taken
+//! turns on one core). Beside the racy counter, `fetch_add` and a mutex run the same way and
+//! must lose nothing.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +19,7 @@ use super::{Context, Experiment};
 use crate::Error;
 use crate::finding::{Axis, Claim, Figure, Outcome, Series, Verdict};
 use crate::machine::LoadLimit;
+use conlab_measure::usage::thread_cpu_time;
 
 /// The experiment.
 pub const EXPERIMENT: Experiment = Experiment {
@@ -36,10 +39,10 @@ pub const EXPERIMENT: Experiment = Experiment {
 /// The lecture's two threads.
 const THREADS: usize = 2;
 
-/// Below this overlap (the share of the run when every thread was running), a count with no
-/// lost update says nothing: the threads mostly took turns. Half the run together is a few
-/// milliseconds, hundreds of thousands of interleaved increments.
-pub const MIN_OVERLAP: f64 = 0.5;
+/// Below this much time provably running at once, a count with no lost update says nothing:
+/// the threads may have taken turns. A millisecond at once is hundreds of thousands of
+/// interleaved increments, where a single lost update would show.
+pub const MIN_TOGETHER: Duration = Duration::from_millis(1);
 
 /// One counter's run.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,9 +51,9 @@ pub struct Count {
     pub attempts: u64,
     /// Increments missing from the counter.
     pub lost: u64,
-    /// The share of the run when all threads were running (0 to 1).
+    /// The share of the run when all threads were provably on a core at once (0 to 1).
     pub overlap: f64,
-    /// How long they ran together.
+    /// How long they provably ran at once.
     pub together: Duration,
 }
 
@@ -94,7 +97,7 @@ fn measure(context: &Context<'_>) -> Result<Outcome, Error> {
     };
     let line = |name: &str, c: &Count| {
         format!(
-            "{name}: {} of {} updates lost ({:.1}%), threads together {:.1} ms ({:.0}% of the run)",
+            "{name}: {} of {} updates lost ({:.1}%), threads at once {:.1} ms ({:.0}% of the run)",
             c.lost,
             c.attempts,
             percent(c),
@@ -196,7 +199,7 @@ fn count<C: Counter>(window: Duration, counter: Arc<C>, increment: fn(u64, &C)) 
                         std::hint::spin_loop();
                     }
                 }
-                let started = Instant::now();
+                let (started, cpu_before) = (Instant::now(), thread_cpu_time());
                 let mut attempts = 0u64;
                 // At least one batch each, however late a thread is scheduled.
                 loop {
@@ -206,7 +209,15 @@ fn count<C: Counter>(window: Duration, counter: Arc<C>, increment: fn(u64, &C)) 
                         break;
                     }
                 }
-                (started, Instant::now(), attempts)
+                let off_core = started
+                    .elapsed()
+                    .saturating_sub(thread_cpu_time().saturating_sub(cpu_before));
+                Span {
+                    started,
+                    ended: Instant::now(),
+                    off_core,
+                    attempts,
+                }
             })
         })
         .collect();
@@ -215,12 +226,15 @@ fn count<C: Counter>(window: Duration, counter: Arc<C>, increment: fn(u64, &C)) 
     }
     std::thread::sleep(window);
     stop.store(true, Ordering::Relaxed);
-    let spans: Vec<(Instant, Instant, u64)> =
-        threads.into_iter().filter_map(|t| t.join().ok()).collect();
-    let attempts: u64 = spans.iter().map(|s| s.2).sum();
-    let (first_start, last_start) = bounds(spans.iter().map(|s| s.0));
-    let (first_end, last_end) = bounds(spans.iter().map(|s| s.1));
-    let together = first_end.saturating_duration_since(last_start);
+    let spans: Vec<Span> = threads.into_iter().filter_map(|t| t.join().ok()).collect();
+    let attempts: u64 = spans.iter().map(|s| s.attempts).sum();
+    let (first_start, last_start) = bounds(spans.iter().map(|s| s.started));
+    let (first_end, last_end) = bounds(spans.iter().map(|s| s.ended));
+    // Within the shared span, each thread was off its core for at most its whole time off.
+    let off_core: Duration = spans.iter().map(|s| s.off_core).sum();
+    let together = first_end
+        .saturating_duration_since(last_start)
+        .saturating_sub(off_core);
     let whole = last_end.saturating_duration_since(first_start);
     Count {
         attempts,
@@ -234,6 +248,15 @@ fn count<C: Counter>(window: Duration, counter: Arc<C>, increment: fn(u64, &C)) 
     }
 }
 
+/// One thread's run: when it started and ended, how long it was off its core meanwhile, and
+/// how many increments it made.
+struct Span {
+    started: Instant,
+    ended: Instant,
+    off_core: Duration,
+    attempts: u64,
+}
+
 /// The earliest and the latest of some instants (now and now, for none).
 fn bounds(mut instants: impl Iterator<Item = Instant>) -> (Instant, Instant) {
     let Some(first) = instants.next() else {
@@ -244,8 +267,8 @@ fn bounds(mut instants: impl Iterator<Item = Instant>) -> (Instant, Instant) {
 }
 
 /// Held when `n += 1` lost updates and `fetch_add` and the mutex lost none. Nothing lost by
-/// threads that did not overlap by [`MIN_OVERLAP`] (or on one core) cannot show the claim;
-/// nothing lost by threads that did is a contradiction of it.
+/// threads that did not provably run at once for [`MIN_TOGETHER`] (or on one core) cannot
+/// show the claim; nothing lost by threads that did is a contradiction of it.
 pub fn judge(c: &Counters) -> Verdict {
     if c.atomic.lost > 0 || c.mutex.lost > 0 {
         return Verdict::not_held(format!(
@@ -255,28 +278,35 @@ pub fn judge(c: &Counters) -> Verdict {
     }
     let r = &c.racy;
     if r.lost > 0 {
+        let how = if r.together >= MIN_TOGETHER {
+            format!(
+                "while the threads ran at once for {:.1} ms",
+                r.together.as_secs_f64() * 1e3
+            )
+        } else {
+            "with the threads taking turns: a thread interrupted between its load and its store \
+             overwrites what the other did meanwhile"
+                .to_string()
+        };
         return Verdict::held(format!(
-            "n += 1 lost {} of {} updates ({:.1}%) in {:.1} ms of threads running together; \
-             fetch_add and the mutex lost none",
+            "n += 1 lost {} of {} updates ({:.1}%) {how}; fetch_add and the mutex lost none",
             r.lost,
             r.attempts,
             percent(r),
-            r.together.as_secs_f64() * 1e3
         ));
     }
-    if c.cores < 2 || r.overlap < MIN_OVERLAP {
+    if c.cores < 2 || r.together < MIN_TOGETHER {
         return Verdict::cannot_show(format!(
-            "the threads ran together for only {:.0}% of the run ({} core(s)): with threads \
-             taking turns, a load and its store are rarely split",
-            r.overlap * 100.0,
+            "the threads were not shown to run at once ({:.1} ms at most, on {} core(s)): \
+             taking turns on a busy or one-core machine, a load and its store are rarely split",
+            r.together.as_secs_f64() * 1e3,
             c.cores
         ));
     }
     Verdict::not_held(format!(
-        "n += 1 lost nothing in {} increments although the threads ran together for {:.0}% of \
-         the run",
+        "n += 1 lost nothing in {} increments although the threads ran at once for {:.1} ms",
         r.attempts,
-        r.overlap * 100.0
+        r.together.as_secs_f64() * 1e3
     ))
 }
 
@@ -289,7 +319,7 @@ mod tests {
             attempts: 1_000_000,
             lost,
             overlap,
-            together: Duration::from_millis(18),
+            together: Duration::from_secs_f64(0.020 * overlap),
         }
     }
 
@@ -314,7 +344,7 @@ mod tests {
     #[test]
     fn threads_that_took_turns_cannot_show_it() {
         assert!(matches!(
-            judge(&counters(count(0, 0.05))),
+            judge(&counters(count(0, 0.02))),
             Verdict::CannotShow { .. }
         ));
         let one_core = Counters {

@@ -40,6 +40,7 @@ mod error;
 pub mod gil;
 mod handle;
 mod model;
+mod orphans;
 mod pool;
 mod sync;
 mod task;
@@ -48,6 +49,7 @@ mod wait;
 pub use error::{Error, SubmitError, TrySubmitError};
 pub use handle::{SPIN_BUDGET, TaskHandle, TaskState};
 pub use model::{Model, ParseModelError};
+pub use orphans::die_with_parent;
 pub use pool::processes::{self, ProcessPool};
 pub use pool::{
     AsyncPool, BatchResult, Executor, Map, Pool, PoolOptions, RayonPool, Runs, SerialPool,

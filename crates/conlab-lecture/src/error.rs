@@ -9,6 +9,9 @@ pub enum Error {
     /// A workload spec that is not one.
     #[error(transparent)]
     Workload(#[from] conlab_work::SpecError),
+    /// A load that cannot run as asked (more connections than descriptors, ...).
+    #[error(transparent)]
+    Load(#[from] conlab_http::load::ConfigError),
     /// A row of a benchmark could not run.
     #[error("running {row}")]
     Row {

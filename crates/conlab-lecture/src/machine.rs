@@ -13,6 +13,8 @@ use std::time::Instant;
 use conlab_measure::{MachineCpu, Usage};
 use serde::Serialize;
 
+use crate::finding::Verdict;
+
 /// The machine during one experiment.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct MachineShare {
@@ -107,6 +109,16 @@ impl LoadLimit {
               speedup a quarter of its gain",
     };
 
+    /// `verdict`, or "cannot be shown now" when the machine was busier than this limit
+    /// allows (whatever the verdict was: a claim held on a busy machine is no more a finding
+    /// about the lecture than one that failed there).
+    pub fn judged(&self, verdict: Verdict, machine: Option<&MachineShare>) -> Verdict {
+        match machine.and_then(|m| self.exceeded(m)) {
+            Some(reason) => Verdict::cannot_show(reason),
+            None => verdict,
+        }
+    }
+
     /// Whether `share` is past the limit, and if so the reason to give instead of a verdict.
     pub fn exceeded(&self, share: &MachineShare) -> Option<String> {
         match *self {
@@ -149,6 +161,26 @@ mod tests {
         );
         assert_eq!(LoadLimit::TIMING.exceeded(&quiet), None);
         assert_eq!(LoadLimit::Never.exceeded(&busy), None);
+    }
+
+    #[test]
+    fn on_a_busy_machine_no_timing_verdict_stands_either_way() {
+        let busy = MachineShare::from_times(1.8, 2.0, 0.6);
+        for verdict in [Verdict::held("fast"), Verdict::not_held("slow")] {
+            let judged = LoadLimit::TIMING.judged(verdict, Some(&busy));
+            assert!(matches!(judged, Verdict::CannotShow { .. }), "{judged:?}");
+            assert!(judged.reason().contains("60% of the CPU"));
+        }
+        assert!(
+            LoadLimit::Never
+                .judged(Verdict::held("right"), Some(&busy))
+                .is_held()
+        );
+        assert!(
+            LoadLimit::TIMING
+                .judged(Verdict::held("fast"), None)
+                .is_held()
+        );
     }
 
     #[test]

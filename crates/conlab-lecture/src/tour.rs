@@ -100,3 +100,29 @@ impl conlab_measure::Tabular for TourReport {
         }]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_schema_id_is_documented() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/json-schema.md"
+        ))
+        .expect("docs/json-schema.md");
+        for schema in [
+            super::TOUR_SCHEMA,
+            crate::bench::BENCH_SCHEMA,
+            crate::servers::BENCH_HTTP_SCHEMA,
+            crate::probe::PROBE_SCHEMA,
+            conlab_http::load::LOAD_SCHEMA,
+            conlab_http::site::STATS_SCHEMA,
+            conlab_http::server::ready::READY_SCHEMA,
+        ] {
+            assert!(
+                doc.contains(&format!("## `{schema}`")),
+                "docs/json-schema.md has no section for {schema}"
+            );
+        }
+    }
+}

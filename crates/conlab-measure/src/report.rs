@@ -94,13 +94,22 @@ impl Cell {
     }
 }
 
-/// Raw numbers: integers without a fraction, others with up to 6 significant decimals.
+/// Raw numbers: integers without a fraction, others with 6 significant digits (so 224 ns
+/// is `0.000000224`, not a rounded `0`).
 fn format_raw(v: f64) -> String {
     if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        let s = format!("{v:.6}");
+        return format!("{}", v as i64);
+    }
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    let decimals = (5 - magnitude).clamp(0, 20) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
     }
 }
 
@@ -168,6 +177,20 @@ fn thousands(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_numbers_keep_six_significant_digits() {
+        for (v, raw) in [
+            (2.24e-7, "0.000000224"),
+            (0.1239, "0.1239"),
+            (1.0 / 0.52, "1.92308"),
+            (12345.678, "12345.7"),
+            (42.0, "42"),
+            (-0.0005, "-0.0005"),
+        ] {
+            assert_eq!(format_raw(v), raw, "{v}");
+        }
+    }
 
     #[test]
     fn cells_pick_a_readable_unit_and_keep_the_raw_number() {

@@ -55,6 +55,58 @@ pub enum InputError {
     /// `:::+` with nothing before it.
     #[error("`:::+` and `::::+` link to the source before them, and there is none")]
     LinkWithoutSource,
+    /// `::::` with no file after it.
+    #[error("`{0}` needs a file name after it")]
+    MissingFile(String),
+}
+
+/// Splits GNU parallel's `COMMAND ::: a b :::: FILE ...` into the command and its sources;
+/// `arg_files` (`-a FILE`) come first, as GNU parallel reads them.
+pub fn split_command_line(
+    words: &[String],
+    arg_files: &[PathBuf],
+) -> Result<(Vec<String>, Vec<SourceSpec>), InputError> {
+    let is_marker = |w: &str| matches!(w, ":::" | "::::" | ":::+" | "::::+");
+    let first = words
+        .iter()
+        .position(|w| is_marker(w))
+        .unwrap_or(words.len());
+    let command = words[..first].to_vec();
+    let mut sources: Vec<SourceSpec> = arg_files
+        .iter()
+        .map(|f| SourceSpec {
+            source: Source::File(f.clone()),
+            linked: false,
+        })
+        .collect();
+    let mut i = first;
+    while i < words.len() {
+        let marker = words[i].as_str();
+        let end = words[i + 1..]
+            .iter()
+            .position(|w| is_marker(w))
+            .map_or(words.len(), |p| i + 1 + p);
+        let values = &words[i + 1..end];
+        let linked = marker.ends_with('+');
+        if marker.starts_with("::::") {
+            if values.is_empty() {
+                return Err(InputError::MissingFile(marker.to_string()));
+            }
+            for (k, file) in values.iter().enumerate() {
+                sources.push(SourceSpec {
+                    source: Source::File(file.into()),
+                    linked: linked && k == 0,
+                });
+            }
+        } else {
+            sources.push(SourceSpec {
+                source: Source::Args(values.to_vec()),
+                linked,
+            });
+        }
+        i = end;
+    }
+    Ok((command, sources))
 }
 
 /// One job's arguments, or a read error that stops the run.
@@ -205,6 +257,21 @@ pub fn group(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn the_command_and_its_sources_split_at_the_markers() {
+        let (command, sources) =
+            split_command_line(&words("gzip -9 {} ::: a b :::+ 1 2 :::: f"), &[]).unwrap();
+        assert_eq!(command, words("gzip -9 {}"));
+        assert_eq!(sources.len(), 3);
+        assert!(sources[1].linked && !sources[2].linked);
+        assert_eq!(sources[2].source, Source::File("f".into()));
+        assert!(split_command_line(&words("echo ::::"), &[]).is_err());
+    }
 
     fn args(values: &[&str], linked: bool) -> SourceSpec {
         SourceSpec {

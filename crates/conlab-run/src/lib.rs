@@ -14,9 +14,11 @@ pub mod halt;
 pub mod input;
 pub mod joblog;
 pub mod runner;
+mod slots;
 pub mod template;
 
 pub use halt::Halt;
 pub use input::{InputOptions, Source, SourceSpec};
 pub use runner::{Options, Output, Resume, RunError, Stop, Summary, run};
+pub use slots::{SlotsError, slots};
 pub use template::{Prepared, Template};

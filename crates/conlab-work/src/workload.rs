@@ -28,6 +28,10 @@ workloads: primes:N | is-prime:N | matmul:N | spin:DURATION | sleep:DURATION | c
 durations: a number and ns, us, ms, s or m (250us, 10ms, 1.5s)
 examples:  primes:600000  sleep:10ms  spin:100us  matmul:120  copy:/var/log  cmd:'gzip -c f >/dev/null'";
 
+/// The largest `primes:N`: the lecture's trial division tests every number up to N, so the
+/// work grows as N^1.5 (600000 takes 20 ms here, 100000000 about a minute).
+pub const MAX_PRIMES: u64 = 100_000_000;
+
 /// A workload: what one task does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Workload {
@@ -94,13 +98,25 @@ impl Workload {
             .split_once(':')
             .ok_or_else(|| err("expected KIND:ARGUMENT".into()))?;
         let number = |what: &str| -> Result<u64, SpecError> {
-            arg.trim()
-                .replace('_', "")
-                .parse::<u64>()
-                .map_err(|_| err(format!("{what} must be a whole number, not `{arg}`")))
+            let digits = arg.trim().replace('_', "");
+            digits.parse::<u64>().map_err(|_| {
+                err(
+                    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                        format!("{what} = {arg} is larger than any number conlab can count to")
+                    } else {
+                        format!("{what} must be a whole number, not `{arg}`")
+                    },
+                )
+            })
         };
         match kind.trim() {
-            "primes" => Ok(Workload::Primes { n: number("N")? }),
+            "primes" => match number("N")? {
+                n if n > MAX_PRIMES => Err(err(format!(
+                    "N = {n} is too large (at most {MAX_PRIMES}: trial division up to it takes \
+                     about a minute per task already)"
+                ))),
+                n => Ok(Workload::Primes { n }),
+            },
             "is-prime" | "is_prime" => Ok(Workload::IsPrime { n: number("N")? }),
             "matmul" => match number("N")? {
                 0 => Err(err("N must be at least 1".into())),
@@ -186,8 +202,10 @@ impl Workload {
             }
             Workload::Cmd { line } => {
                 let out = gil::allow_threads(|| {
-                    std::process::Command::new("sh")
-                        .arg("-c")
+                    let mut sh = std::process::Command::new("sh");
+                    // The task's command ends with the task's worker, not after it.
+                    conlab_exec::die_with_parent(&mut sh, libc::SIGKILL);
+                    sh.arg("-c")
                         .arg(line)
                         .stdin(std::process::Stdio::null())
                         .output()
@@ -212,7 +230,10 @@ impl Workload {
                 copied.map_err(|e| format!("copying {}: {e}", from.display()))
             }
             Workload::Cmd { line } => {
-                let out = tokio::process::Command::new("sh")
+                let mut sh = tokio::process::Command::new("sh");
+                // Spawned from the event loop's thread, which lives as long as the pool.
+                conlab_exec::die_with_parent(sh.as_std_mut(), libc::SIGKILL);
+                let out = sh
                     .arg("-c")
                     .arg(line)
                     .stdin(std::process::Stdio::null())
@@ -446,6 +467,8 @@ mod tests {
         for (spec, problem) in [
             ("primes", "expected KIND:ARGUMENT"),
             ("primes:lots", "must be a whole number"),
+            ("primes:100000001", "too large (at most 100000000"),
+            ("primes:18446744073709551616", "larger than any number"),
             ("sleep:10", "has no unit"),
             ("sleep:10 fortnights", "unknown unit"),
             ("fib:30", "unknown workload kind `fib`"),

@@ -30,7 +30,7 @@ fn every_model_agrees_with_serial_and_the_json_has_the_documented_shape() {
     let csv = dir.join("out.csv");
     let out = conlab(&[
         "bench",
-        "primes:20000",
+        "primes:60000",
         "--tasks",
         "6",
         "--runs",

@@ -182,6 +182,17 @@ struct Busy {
     tasks: Vec<TaskHandle<bool>>,
 }
 
+/// A test that fails while its workers are busy must not leave them blocked on their gates,
+/// or dropping the pool (which waits for running tasks) would hang the test run instead of
+/// failing it.
+impl Drop for Busy {
+    fn drop(&mut self) {
+        for g in &self.gates {
+            common::release_if_waiting(g);
+        }
+    }
+}
+
 impl Busy {
     fn every_worker(pool: &conlab_exec::Pool, workers: usize, name: &str) -> Busy {
         let scratch = Scratch::new(name);
@@ -192,22 +203,25 @@ impl Busy {
             .iter()
             .map(|g| pool.submit(WaitFifo(g.clone())).unwrap())
             .collect();
-        until_running(&tasks);
-        Busy {
+        let busy = Busy {
             _scratch: scratch,
             gates,
             tasks,
-        }
+        };
+        // Built first, so that if its tasks never start, its drop still frees the workers.
+        until_running(&busy.tasks);
+        busy
     }
 
     /// Lets every busy task finish, and checks that each did.
-    fn release(self) {
+    fn release(mut self) {
         for g in &self.gates {
             release(g);
         }
-        for t in self.tasks {
+        for t in std::mem::take(&mut self.tasks) {
             assert_eq!(t.wait(), Ok(true), "running tasks finish");
         }
+        self.gates.clear();
     }
 }
 

@@ -41,35 +41,195 @@ pub struct Target {
 
 /// A URL that is not `http://HOST[:PORT][/PATH]`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("bad URL `{0}`: expected http://HOST[:PORT][/PATH] (https is not supported)")]
-pub struct UrlError(pub String);
+#[error("bad URL `{url}`: {why}")]
+pub struct UrlError {
+    /// The URL given.
+    pub url: String,
+    /// What is wrong with it.
+    pub why: String,
+}
 
 impl Target {
-    /// Parses `http://host:port/path?query`.
+    /// Parses `http://host:port/path?query`; an IPv6 host goes in brackets (`[::1]:8080`).
     pub fn parse(url: &str) -> Result<Target, UrlError> {
-        let err = || UrlError(url.to_string());
-        let rest = url.strip_prefix("http://").ok_or_else(err)?;
-        let (host, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
+        let err = |why: &str| UrlError {
+            url: url.to_string(),
+            why: why.to_string(),
         };
-        if host.is_empty() || host.contains(['@', ' ']) {
-            return Err(err());
+        let form = "expected http://HOST[:PORT][/PATH] (https is not supported)";
+        let rest = url.strip_prefix("http://").ok_or_else(|| err(form))?;
+        let (host, path) = match rest.find(['/', '?']) {
+            Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
+            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+            None => (rest, "/".to_string()),
+        };
+        if host.is_empty() || host.contains(['@', ' ', '#']) || path.contains([' ', '\r', '\n']) {
+            return Err(err(form));
         }
-        let authority = if host
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
-            host.to_string()
-        } else {
-            format!("{host}:80")
+        let (name, port) = match host.strip_prefix('[') {
+            Some(bracketed) => {
+                let (address, after) = bracketed
+                    .split_once(']')
+                    .ok_or_else(|| err("an IPv6 address needs its closing `]`"))?;
+                let port = match after.strip_prefix(':') {
+                    Some(p) => Some(p),
+                    None if after.is_empty() => None,
+                    None => return Err(err(form)),
+                };
+                (format!("[{address}]"), port)
+            }
+            None => match host.rsplit_once(':') {
+                Some((name, port)) => (name.to_string(), Some(port)),
+                None => (host.to_string(), None),
+            },
+        };
+        if name.is_empty() || (name.contains(':') && !name.starts_with('[')) {
+            return Err(err("an IPv6 host goes in brackets: http://[::1]:8080/"));
+        }
+        let port = match port {
+            None => 80,
+            Some(p) => match p.parse::<u16>() {
+                Ok(0) | Err(_) => {
+                    return Err(err(&format!(
+                        "the port `{p}` is not a number from 1 to 65535"
+                    )));
+                }
+                Ok(n) => n,
+            },
         };
         Ok(Target {
-            authority,
+            authority: format!("{name}:{port}"),
             host: host.to_string(),
-            path: path.to_string(),
+            path,
         })
     }
+}
+
+/// A load that cannot run as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A count that must be at least one.
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+    /// Deeper pipelines than the sockets can hold.
+    #[error(
+        "--pipeline {0}: at most {MAX_PIPELINE} requests in flight per connection (deeper, \
+         both sockets' buffers fill before the first answer is read)"
+    )]
+    PipelineTooDeep(usize),
+    /// No time to run in.
+    #[error("a run of 0 s sends nothing: give -d a duration, or -n a number of requests")]
+    NoTime,
+    /// A timeout that every response would exceed.
+    #[error("--timeout must be more than 0")]
+    NoTimeout,
+    /// A rate that is not one.
+    #[error("--rate must be a positive number of requests per second")]
+    Rate,
+    /// A method that is not an HTTP token.
+    #[error("`{0}` is not an HTTP method: letters, digits and !#$%&'*+-.^_`|~ only")]
+    Method(String),
+    /// A header that would break the request (a bad name, a line break in the value).
+    #[error("bad header `{0}`: a name of letters, digits and -, and a value on one line")]
+    Header(String),
+    /// More connections than this process may open descriptors.
+    #[error(
+        "{connections} connections need as many file descriptors, and this process may open \
+         {limit} (ulimit -n): raise the limit or use fewer connections"
+    )]
+    Descriptors {
+        /// Connections asked for.
+        connections: usize,
+        /// The process's limit.
+        limit: u64,
+    },
+}
+
+/// The deepest pipeline: 1024 requests of a few dozen bytes each, and their answers, fit in
+/// a loopback socket's buffers.
+pub const MAX_PIPELINE: usize = 1024;
+
+/// RFC 9110's `tchar`: what a method or a header name may be made of.
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+impl LoadConfig {
+    /// Refuses a configuration that cannot run, and raises this process's descriptor limit
+    /// to what the connections need when the hard limit allows.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (what, n) in [
+            ("-c", self.connections),
+            ("-t", self.threads),
+            ("--pipeline", self.pipeline),
+        ] {
+            if n == 0 {
+                return Err(ConfigError::Zero(what));
+            }
+        }
+        if self.requests == Some(0) {
+            return Err(ConfigError::Zero("-n"));
+        }
+        if self.pipeline > MAX_PIPELINE {
+            return Err(ConfigError::PipelineTooDeep(self.pipeline));
+        }
+        if self.duration.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::NoTime);
+        }
+        if self.timeout.is_zero() {
+            return Err(ConfigError::NoTimeout);
+        }
+        if self.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+            return Err(ConfigError::Rate);
+        }
+        if !is_token(&self.method) {
+            return Err(ConfigError::Method(self.method.clone()));
+        }
+        if let Some((k, v)) = self
+            .headers
+            .iter()
+            .find(|(k, v)| !is_token(k) || v.contains(['\r', '\n']))
+        {
+            return Err(ConfigError::Header(format!("{k}: {v}")));
+        }
+        let limit = raise_descriptor_limit(self.connections as u64 + 64);
+        if (self.connections as u64) + 64 > limit {
+            return Err(ConfigError::Descriptors {
+                connections: self.connections,
+                limit,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Raises this process's soft limit on open descriptors towards `wanted` (as far as the
+/// hard limit allows) and returns the limit now in force.
+fn raise_descriptor_limit(wanted: u64) -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `getrlimit` and `setrlimit` read and write the one struct we own.
+    // Exercised by `a_load_needs_a_descriptor_per_connection`.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return u64::MAX;
+        }
+        if limit.rlim_cur < wanted {
+            let raised = libc::rlimit {
+                rlim_cur: wanted.min(limit.rlim_max),
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    limit.rlim_cur
 }
 
 /// How to load a server.
@@ -123,6 +283,8 @@ pub struct LoadResult {
     /// or a thread pool with fewer workers than clients leaves the rest waiting in its
     /// accept queue (until the end of the run, when closing connections frees its workers).
     pub connections_answered: u64,
+    /// What the first failed connect said (`connect: Connection refused (os error 111)`).
+    pub first_error: Option<String>,
 }
 
 struct Shared {
@@ -150,11 +312,16 @@ struct Tally {
     connections_answered: u64,
     /// When this connection got its first answer.
     first_answer: Option<Instant>,
+    /// The first error's message, to say why.
+    first_error: Option<String>,
 }
 
 impl Tally {
     fn merge(&mut self, other: Tally) {
         self.connections_answered += other.connections_answered;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
         self.requests += other.requests;
         self.successes += other.successes;
         self.bytes += other.bytes;
@@ -248,6 +415,7 @@ pub fn run(config: LoadConfig, on_start: impl FnOnce(Progress)) -> LoadResult {
         status: total.status,
         errors: total.errors,
         connections_answered: total.connections_answered,
+        first_error: total.first_error,
     }
 }
 
@@ -327,14 +495,24 @@ async fn connect_and_send(shared: &Shared, index: usize, start: Instant) -> Tall
         if shared.stop.load(Ordering::Relaxed) || shared.budget.load(Ordering::Acquire) == 0 {
             return tally;
         }
+        // A connect never outlasts the run: a SYN the server's full backlog dropped is
+        // retried by the kernel for seconds.
+        let left = config
+            .duration
+            .map_or(config.timeout, |d| d.saturating_sub(start.elapsed()));
         let stream = match tokio::time::timeout(
-            config.timeout,
+            config.timeout.min(left),
             tokio::net::TcpStream::connect(&config.target.authority),
         )
         .await
         {
             Ok(Ok(s)) => s,
-            _ => {
+            failed => {
+                if let Ok(Err(e)) = failed {
+                    tally
+                        .first_error
+                        .get_or_insert_with(|| format!("connect: {e}"));
+                }
                 tally.error("connect");
                 if shared.config.duration.is_some_and(|d| start.elapsed() >= d) {
                     return tally;
@@ -361,6 +539,11 @@ async fn connect_and_send(shared: &Shared, index: usize, start: Instant) -> Tall
             }
             let due = interval.map(|i| first_due + i.mul_f64(sent as f64));
             if let Some(due) = due {
+                // A request due after the run's end is not sent: at a low rate the next one
+                // can be seconds away, and -d is a promise.
+                if config.duration.is_some_and(|d| due > start + d) {
+                    return tally;
+                }
                 tokio::time::sleep_until(due.into()).await;
             }
             let sent_at = Instant::now();
@@ -495,6 +678,125 @@ mod tests {
         );
         assert!(Target::parse("https://x/").is_err());
         assert!(Target::parse("http:///x").is_err());
+        let v6 = Target::parse("http://[::1]:8080/a").unwrap();
+        assert_eq!(
+            (v6.authority.as_str(), v6.path.as_str()),
+            ("[::1]:8080", "/a")
+        );
+        assert_eq!(Target::parse("http://[::1]").unwrap().authority, "[::1]:80");
+        for (bad, why) in [
+            (
+                "http://127.0.0.1:99999/",
+                "`99999` is not a number from 1 to 65535",
+            ),
+            ("http://127.0.0.1:0/", "`0` is not"),
+            ("http://[::1:80/", "closing `]`"),
+            ("http://::1/", "brackets"),
+        ] {
+            let e = Target::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    fn config() -> LoadConfig {
+        LoadConfig {
+            target: Target::parse("http://127.0.0.1:1/").unwrap(),
+            connections: 2,
+            threads: 1,
+            duration: Some(Duration::from_secs(1)),
+            requests: None,
+            rate: None,
+            pipeline: 1,
+            timeout: Duration::from_secs(1),
+            method: "GET".into(),
+            headers: vec![("X-A".into(), "1".into())],
+            body: None,
+        }
+    }
+
+    #[test]
+    fn a_load_that_cannot_run_is_refused_before_it_starts() {
+        assert_eq!(config().validate(), Ok(()));
+        for (c, what) in [
+            (
+                LoadConfig {
+                    connections: 0,
+                    ..config()
+                },
+                "-c must be",
+            ),
+            (
+                LoadConfig {
+                    requests: Some(0),
+                    ..config()
+                },
+                "-n must be",
+            ),
+            (
+                LoadConfig {
+                    pipeline: 100_000,
+                    ..config()
+                },
+                "--pipeline 100000",
+            ),
+            (
+                LoadConfig {
+                    duration: Some(Duration::ZERO),
+                    ..config()
+                },
+                "0 s sends nothing",
+            ),
+            (
+                LoadConfig {
+                    timeout: Duration::ZERO,
+                    ..config()
+                },
+                "--timeout",
+            ),
+            (
+                LoadConfig {
+                    rate: Some(f64::NAN),
+                    ..config()
+                },
+                "--rate",
+            ),
+            (
+                LoadConfig {
+                    method: "GE T".into(),
+                    ..config()
+                },
+                "not an HTTP method",
+            ),
+            (
+                LoadConfig {
+                    method: String::new(),
+                    ..config()
+                },
+                "not an HTTP method",
+            ),
+            (
+                LoadConfig {
+                    headers: vec![("X-A".into(), "1\r\nX-Injected: 2".into())],
+                    ..config()
+                },
+                "bad header",
+            ),
+        ] {
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(what), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_load_needs_a_descriptor_per_connection() {
+        let e = LoadConfig {
+            connections: usize::MAX / 2,
+            ..config()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(matches!(e, ConfigError::Descriptors { .. }), "{e}");
+        assert!(raise_descriptor_limit(64) >= 64);
     }
 
     #[test]

@@ -88,6 +88,9 @@ pub struct LoadReport {
     pub status: BTreeMap<String, u64>,
     /// Errors by kind.
     pub errors: BTreeMap<String, u64>,
+    /// Why the first connect failed, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
 }
 
 impl LoadReport {
@@ -98,7 +101,7 @@ impl LoadReport {
             schema: LOAD_SCHEMA,
             url: url.to_string(),
             connections: config.connections,
-            threads: config.threads,
+            threads: config.threads.clamp(1, config.connections.max(1)),
             pipeline: config.pipeline,
             rate: config.rate,
             requests: r.requests,
@@ -115,6 +118,7 @@ impl LoadReport {
                 .iter()
                 .map(|(k, v)| ((*k).to_string(), *v))
                 .collect(),
+            first_error: r.first_error.clone(),
         }
     }
 

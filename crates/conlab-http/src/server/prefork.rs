@@ -51,6 +51,9 @@ impl Prefork {
                 // memory in each of a hundred children (661 MiB of PSS for 100 workers
                 // against Apache's 25). Committing on demand: 104 MiB for the hundred.
                 .env("MIMALLOC_ARENA_EAGER_COMMIT", "0");
+            // A worker outlives no parent: SIGKILL of the server must not leave 32 processes
+            // listening on its port.
+            conlab_exec::die_with_parent(&mut command, libc::SIGTERM);
             // SAFETY: between fork and exec only async-signal-safe calls are allowed; `fcntl`
             // and `dup2` are. Both sources are first copied above fd 10 (close-on-exec), so
             // that placing one at 3 cannot clobber the other when it happens to be 3 or 4;
@@ -84,13 +87,22 @@ impl Prefork {
 
     /// Waits until every child has said it is about to accept (through `counters`), so that
     /// a measurement that starts now does not count the children's start-up; fails if one
-    /// exits first or they take longer than `timeout`.
-    pub fn wait_ready(&mut self, counters: &SharedCounters, timeout: Duration) -> io::Result<()> {
+    /// exits first or they take longer than `timeout`. Returns `true` early, with the
+    /// children still to be stopped, once `stop_asked` says so (a signal arrived).
+    pub fn wait_ready(
+        &mut self,
+        counters: &SharedCounters,
+        timeout: Duration,
+        mut stop_asked: impl FnMut() -> bool,
+    ) -> io::Result<bool> {
         let deadline = Instant::now() + timeout;
         let want = self.children.len() as u64;
         // Relaxed: a count, read until it reaches the number of children; nothing else is
         // published through it.
         while counters.workers_ready.load(Ordering::Relaxed) < want {
+            if stop_asked() {
+                return Ok(true);
+            }
             for child in &mut self.children {
                 if let Some(status) = child.try_wait()? {
                     return Err(io::Error::other(format!(
@@ -107,7 +119,7 @@ impl Prefork {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-        Ok(())
+        Ok(false)
     }
 
     /// The children's process ids.

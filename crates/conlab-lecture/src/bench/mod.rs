@@ -90,8 +90,21 @@ impl BenchConfig {
             workers: 1,
             gil: false,
         }];
-        for &model in self.models.iter().filter(|&&m| m != Model::Serial) {
-            for &workers in &self.jobs {
+        // A model or a count given twice is one row.
+        let mut models: Vec<Model> = Vec::new();
+        for &m in self.models.iter().filter(|&&m| m != Model::Serial) {
+            if !models.contains(&m) {
+                models.push(m);
+            }
+        }
+        let mut jobs: Vec<usize> = Vec::new();
+        for &j in &self.jobs {
+            if !jobs.contains(&j) {
+                jobs.push(j);
+            }
+        }
+        for &model in &models {
+            for &workers in &jobs {
                 plans.push(Plan {
                     model,
                     workers,
@@ -270,6 +283,18 @@ mod tests {
                 "async x2"
             ]
         );
+    }
+
+    #[test]
+    fn a_model_or_count_given_twice_is_one_row() {
+        let twice = BenchConfig {
+            models: vec![Model::Threads, Model::Threads, Model::Serial],
+            jobs: vec![2, 2, 1, 2],
+            gil: false,
+            ..config(4)
+        };
+        let labels: Vec<String> = twice.plans().iter().map(Plan::label).collect();
+        assert_eq!(labels, ["serial x1", "threads x2", "threads x1"]);
     }
 
     #[test]

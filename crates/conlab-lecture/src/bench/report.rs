@@ -121,13 +121,21 @@ impl Tabular for BenchReport {
             Bound::CpuBound => "CPU-bound",
             Bound::IoBound => "I/O-bound",
             Bound::Mixed => "mixed",
+            Bound::TooShort => "too short to classify",
+        };
+        let service = if self.results.first().is_some_and(|r| r.errors < self.tasks) {
+            format!(
+                "mean service time {}",
+                report::seconds(c.mean_service_us / 1e6).shown
+            )
+        } else {
+            "no serial task finished".to_string()
         };
         let mut notes = vec![
             String::new(),
             format!(
-                "workload: {kind} (serial CPU/wall = {:.2}, mean service time {})",
-                c.cpu_per_wall,
-                report::seconds(c.mean_service_us / 1e6).shown
+                "workload: {kind} (serial CPU/wall = {:.2}, {service})",
+                c.cpu_per_wall
             ),
             format!("lecture's rule of thumb: {}", rec.reason),
             format!(
@@ -144,8 +152,17 @@ impl Tabular for BenchReport {
                     .into(),
             );
         }
-        if self.results.iter().any(|r| !r.checksum_ok) {
-            notes.push("WARNING: some model's answers differ from serial's (see errors)".into());
+        let failed: Vec<String> = self
+            .results
+            .iter()
+            .filter(|r| r.errors > 0)
+            .map(BenchRow::label)
+            .collect();
+        if !failed.is_empty() {
+            notes.push(format!("WARNING: tasks failed under {}", failed.join(", ")));
+        }
+        if self.results.iter().any(|r| r.errors == 0 && !r.checksum_ok) {
+            notes.push("WARNING: some model's answers differ from serial's".into());
         }
         vec![Table {
             title: Some(format!(

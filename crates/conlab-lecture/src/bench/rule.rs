@@ -22,7 +22,14 @@ pub enum Bound {
     IoBound,
     /// In between.
     Mixed,
+    /// The serial run was too short for the CPU counters to tell (under 10 ms, or more
+    /// CPU than one thread can use): no rule applies.
+    TooShort,
 }
+
+/// Below this serial wall time, CPU counters (10 ms clock ticks for worker processes and
+/// children) cannot classify a run.
+pub const MIN_CLASSIFY_WALL_S: f64 = 0.010;
 
 /// The serial run, read.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -39,14 +46,17 @@ pub struct Classification {
 pub const SLOW_IO_US: f64 = 1_000.0;
 
 /// Classifies from the serial run: CPU-bound when the CPU was busy >= 70% of the wall time,
-/// I/O-bound when <= 30%.
+/// I/O-bound when <= 30%; too short to tell under [`MIN_CLASSIFY_WALL_S`], or when one thread
+/// seems to have used more than 1.2 CPUs (impossible: the counters' granularity showing).
 pub fn classify(serial_cpu_s: f64, serial_wall_s: f64, mean_service_us: f64) -> Classification {
     let cpu_per_wall = if serial_wall_s > 0.0 {
         serial_cpu_s / serial_wall_s
     } else {
         0.0
     };
-    let kind = if cpu_per_wall >= 0.7 {
+    let kind = if serial_wall_s < MIN_CLASSIFY_WALL_S || cpu_per_wall > 1.2 {
+        Bound::TooShort
+    } else if cpu_per_wall >= 0.7 {
         Bound::CpuBound
     } else if cpu_per_wall <= 0.3 {
         Bound::IoBound
@@ -87,6 +97,10 @@ pub fn recommend(class: &Classification, rows: &[BenchRow]) -> Recommendation {
         Bound::Mixed => (
             "threads",
             "mixed CPU and waiting -> threads (measure: no rule fits)",
+        ),
+        Bound::TooShort => (
+            "none",
+            "the serial run was too short to classify the work: give it more --tasks",
         ),
     };
     let winner = rows
@@ -157,7 +171,19 @@ mod tests {
         assert_eq!(classify(0.98, 1.0, 20_000.0).kind, Bound::CpuBound);
         assert_eq!(classify(0.01, 1.0, 10_000.0).kind, Bound::IoBound);
         assert_eq!(classify(0.5, 1.0, 100.0).kind, Bound::Mixed);
-        assert_eq!(classify(1.0, 0.0, 0.0).kind, Bound::IoBound);
+        assert_eq!(classify(1.0, 0.0, 0.0).kind, Bound::TooShort);
+        assert_eq!(
+            classify(0.003, 0.004, 1.0).kind,
+            Bound::TooShort,
+            "4 ms is too short"
+        );
+        assert_eq!(
+            classify(0.49, 0.01, 1.0).kind,
+            Bound::TooShort,
+            "48 CPUs from one thread"
+        );
+        let r = recommend(&classify(0.0, 0.001, 1.0), &[row("serial", 1, 10.0)]);
+        assert_eq!((r.rule_of_thumb.as_str(), r.agree), ("none", false));
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub mod web;
 use std::fmt;
 
 use crate::Error;
-use crate::finding::{Claim, Finding, Outcome, Verdict};
+use crate::finding::{Claim, Finding, Outcome};
 use crate::machine::{LoadLimit, Sampler};
 use crate::servers::Launcher;
 
@@ -94,9 +94,7 @@ impl Experiment {
         let mut outcome = (self.measure)(context)?;
         let wall_s = sampler.elapsed_s();
         let machine = sampler.finish();
-        if let Some(reason) = machine.as_ref().and_then(|m| self.load_limit.exceeded(m)) {
-            outcome.verdict = Verdict::cannot_show(reason);
-        }
+        outcome.verdict = self.load_limit.judged(outcome.verdict, machine.as_ref());
         Ok(Finding {
             name: self.name,
             title: self.title,

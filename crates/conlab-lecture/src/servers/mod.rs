@@ -159,6 +159,8 @@ fn start_conlab(mut command: Command, name: &str) -> Result<RunningServer, Error
         server: name.to_string(),
         why,
     };
+    // A Ctrl-C of the tour or of `bench http` must not leave the server listening.
+    conlab_exec::die_with_parent(&mut command, libc::SIGTERM);
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -252,23 +254,22 @@ pub fn measure(
             why: e.to_string(),
         })?;
     let tree_cpu = |pid: u32| -> Duration { process_tree(pid).into_iter().map(cpu_time).sum() };
+    let config = LoadConfig {
+        target,
+        connections,
+        threads: 1,
+        duration: Some(duration),
+        requests: None,
+        rate: None,
+        pipeline: 1,
+        timeout: Duration::from_secs(2),
+        method: "GET".into(),
+        headers: Vec::new(),
+        body: None,
+    };
+    config.validate()?;
     let cpu_before = tree_cpu(server.pid());
-    let result = load::run(
-        LoadConfig {
-            target,
-            connections,
-            threads: 1,
-            duration: Some(duration),
-            requests: None,
-            rate: None,
-            pipeline: 1,
-            timeout: Duration::from_secs(2),
-            method: "GET".into(),
-            headers: Vec::new(),
-            body: None,
-        },
-        |_| (),
-    );
+    let result = load::run(config, |_| ());
     let pids = process_tree(server.pid());
     let cpu = pids
         .iter()
@@ -289,7 +290,7 @@ pub fn measure(
         non_2xx: result.requests - result.successes,
         errors: result.errors.values().sum(),
         server_cpu_s: cpu.as_secs_f64(),
-        server_cpu_percent: cpu.as_secs_f64() / result.duration.as_secs_f64().max(1e-9) * 100.0,
+        server_cpu_percent: conlab_measure::usage::cpu_percent(cpu, result.duration, 1),
         requests_per_cpu_s: conlab_measure::throughput(result.requests, cpu),
         server_pss_bytes: pids.iter().copied().map(pss_bytes).sum(),
         processes: pids.len(),

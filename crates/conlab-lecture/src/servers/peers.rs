@@ -139,6 +139,7 @@ fn start(
     peer: Peer,
     children: usize,
 ) -> Result<RunningServer, Error> {
+    conlab_exec::die_with_parent(&mut command, libc::SIGTERM);
     let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())

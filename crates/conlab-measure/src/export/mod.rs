@@ -68,6 +68,12 @@ pub enum ExportError {
     /// More than one format was asked for on standard output, where they would run together.
     #[error("only one report can go to standard output (`-`), not {0}: write the others to files")]
     StdoutTwice(usize),
+    /// Two formats were asked for in one file, where one would overwrite the other.
+    #[error("two reports were asked for in {0}: give each format a file of its own")]
+    SameFile(String),
+    /// An empty file name.
+    #[error("an export file name is empty: give a path, or `-` for standard output")]
+    EmptyPath,
 }
 
 enum Sink {
@@ -75,64 +81,104 @@ enum Sink {
     File(Staged),
 }
 
-/// An export file being written beside its final path, moved over it only when the report
-/// is complete: a run that fails, is interrupted or is killed leaves the earlier file as it
-/// was. On Linux the staging file has no name at all (`O_TMPFILE`), so even a SIGKILL leaves
-/// nothing behind; it is given one just before the rename.
+/// An export file being written, moved over its path only when the report is complete: a
+/// run that fails, is interrupted or is killed leaves the earlier file as it was. On Linux
+/// the staging file has no name at all (`O_TMPFILE`), so even a SIGKILL leaves nothing
+/// behind; it is given one just before the rename. Only regular files are replaced so: a
+/// device, a pipe or `/dev/stdout` is written in place, as any program writes to it, and a
+/// symbolic link keeps pointing where it did (the file it points to is replaced).
 struct Staged {
-    path: PathBuf,
+    /// The path as given, for messages.
+    shown: String,
     file: File,
+    /// The regular file to rename the finished one over; `None`: written in place.
+    target: Option<PathBuf>,
     /// The named staging file, where unnamed ones are not available.
     named: Option<PathBuf>,
 }
 
 impl Staged {
     fn create(path: &Path) -> io::Result<Staged> {
-        if path.is_dir() {
-            return Err(io::Error::new(
+        let shown = path.display().to_string();
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => Err(io::Error::new(
                 io::ErrorKind::IsADirectory,
                 "it is a directory",
-            ));
+            )),
+            Ok(meta) if !meta.is_file() => Ok(Staged {
+                shown,
+                file: std::fs::OpenOptions::new().write(true).open(path)?,
+                target: None,
+                named: None,
+            }),
+            Ok(meta) => {
+                use std::os::unix::fs::PermissionsExt;
+                let real = std::fs::canonicalize(path)?;
+                // Fail now, not after the run, if the file cannot be replaced.
+                std::fs::OpenOptions::new().append(true).open(&real)?;
+                let staged = Staged::beside(shown, real)?;
+                // The new file keeps the old one's permissions.
+                let mode = meta.permissions().mode() & 0o7777;
+                staged
+                    .file
+                    .set_permissions(std::fs::Permissions::from_mode(mode))?;
+                Ok(staged)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Staged::beside(shown, path.to_path_buf())
+            }
+            Err(e) => Err(e),
         }
-        if path.exists() {
-            // Fail now, not after the run, if the file cannot be replaced.
-            std::fs::OpenOptions::new().append(true).open(path)?;
-        }
-        let dir = match path.parent() {
+    }
+
+    /// A staging file in `target`'s directory, unnamed where the kernel allows.
+    fn beside(shown: String, target: PathBuf) -> io::Result<Staged> {
+        let dir = match target.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
         if let Some(file) = unnamed_file(&dir) {
             return Ok(Staged {
-                path: path.to_path_buf(),
+                shown,
                 file,
+                target: Some(target),
                 named: None,
             });
         }
-        let named = staging_name(path);
+        let named = staging_name(&target);
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(&named)?;
+            .open(&named)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot create a file in {} ({e})", dir.display()),
+                )
+            })?;
         Ok(Staged {
-            path: path.to_path_buf(),
+            shown,
             file,
+            target: Some(target),
             named: Some(named),
         })
     }
 
-    /// Moves the finished file over its path.
+    /// Moves the finished file over its path (or just flushes one written in place).
     fn commit(mut self) -> io::Result<()> {
         self.file.flush()?;
+        let Some(target) = self.target.take() else {
+            return Ok(());
+        };
         let from = match self.named.take() {
             Some(named) => named,
             None => {
-                let named = staging_name(&self.path);
+                let named = staging_name(&target);
                 link_unnamed(&self.file, &named)?;
                 named
             }
         };
-        let renamed = std::fs::rename(&from, &self.path);
+        let renamed = std::fs::rename(&from, &target);
         if renamed.is_err() {
             let _ = std::fs::remove_file(&from);
         }
@@ -215,6 +261,19 @@ impl ExportManager {
         if to_stdout > 1 {
             return Err(ExportError::StdoutTwice(to_stdout));
         }
+        if targets.iter().any(|(_, p)| p.is_empty()) {
+            return Err(ExportError::EmptyPath);
+        }
+        let mut seen = Vec::new();
+        for (_, path) in targets.iter().filter(|(_, p)| p != "-") {
+            let same = std::fs::canonicalize(path)
+                .or_else(|_| std::path::absolute(path))
+                .unwrap_or_else(|_| PathBuf::from(path));
+            if seen.contains(&same) {
+                return Err(ExportError::SameFile(path.clone()));
+            }
+            seen.push(same);
+        }
         let targets = targets
             .iter()
             .map(|(format, path)| {
@@ -255,7 +314,7 @@ impl ExportManager {
                         })?
                 }
                 Sink::File(mut staged) => {
-                    let path = staged.path.display().to_string();
+                    let path = staged.shown.clone();
                     staged
                         .file
                         .write_all(&bytes)
@@ -380,12 +439,63 @@ mod tests {
         let named = staging_name(&path);
         let file = std::fs::File::create(&named).unwrap();
         let staged = Staged {
-            path: path.clone(),
+            shown: path.display().to_string(),
             file,
+            target: Some(path.clone()),
             named: Some(named.clone()),
         };
         drop(staged);
         assert!(!named.exists() && !path.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_device_is_written_in_place_a_symlink_kept_and_a_mode_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("special");
+        // /dev/null is a device: written to, never replaced.
+        let exports = ExportManager::create(&[(Format::Json, "/dev/null".into())]).unwrap();
+        exports.write(&sample()).unwrap();
+        assert!(!std::fs::metadata("/dev/null").unwrap().is_file());
+        // A link keeps pointing at its target, which gets the report and keeps its mode.
+        let target = dir.join("target.json");
+        std::fs::write(&target, "old").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.join("link.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let exports = ExportManager::create(&[(Format::Json, link.display().to_string())]).unwrap();
+        exports.write(&sample()).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert!(
+            std::fs::read_to_string(&target)
+                .unwrap()
+                .contains("conlab.sample/1")
+        );
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // A device that refuses the bytes is an error, not a silent success.
+        if std::path::Path::new("/dev/full").exists() {
+            let exports = ExportManager::create(&[(Format::Json, "/dev/full".into())]).unwrap();
+            assert!(exports.write(&sample()).is_err());
+            assert!(!std::fs::metadata("/dev/full").unwrap().is_file());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn one_file_twice_or_an_empty_name_is_refused() {
+        let dir = scratch("twice");
+        let path = dir.join("same.out").display().to_string();
+        let err = ExportManager::create(&[(Format::Json, path.clone()), (Format::Csv, path)])
+            .unwrap_err();
+        assert!(matches!(err, ExportError::SameFile(_)), "{err}");
+        let err = ExportManager::create(&[(Format::Json, String::new())]).unwrap_err();
+        assert!(matches!(err, ExportError::EmptyPath), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

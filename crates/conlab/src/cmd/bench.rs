@@ -30,8 +30,8 @@ Examples:
   conlab bench 'cmd:gzip -c /etc/services >/dev/null' --models serial,threads,async
   conlab bench http --connections 50,100,1000 --duration 3s
 
-Export files are written when the run succeeds; an interrupted or failed run leaves an
-existing file as it was.
+Export files are written when the run completes (failed tasks included: the report says
+which); a run that is interrupted or cannot complete leaves an existing file as it was.
 
 Exit status: 0 when every row finished with serial's answers (bench http: every cell got
 answers, all of them 2xx; timeouts of clients a server never got to are its architecture's
@@ -40,17 +40,14 @@ pub(crate) struct Args {
     /// The workload spec (see Workloads below).
     workload: String,
 
-    /// Tasks per batch (1 to 1,000,000,000).
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=MAX_TASKS))]
-    tasks: u64,
+    /// Tasks per batch, 1 to 1,000,000,000 [default: 32].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_TASKS))]
+    tasks: Option<u64>,
 
-    /// Models to run, comma-separated (serial always runs: it is the baseline).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "serial,threads,processes,async,rayon"
-    )]
-    models: Vec<Model>,
+    /// Models to run, comma-separated (serial always runs: it is the baseline)
+    /// [default: serial,threads,processes,async,rayon].
+    #[arg(long, value_delimiter = ',')]
+    models: Option<Vec<Model>>,
 
     /// Worker counts to sweep, comma-separated (default: the number of cores).
     #[arg(short = 'j', long = "jobs", value_delimiter = ',',
@@ -61,55 +58,102 @@ pub(crate) struct Args {
     #[arg(long)]
     gil: bool,
 
-    /// Unmeasured batches before the measured ones, per row.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RUNS)))]
-    warmup: u32,
+    /// Unmeasured batches before the measured ones, per row [default: 0].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RUNS)))]
+    warmup: Option<u32>,
 
-    /// Measured batches per row; the row shows the median and the spread.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_RUNS)))]
-    runs: u32,
+    /// Measured batches per row; the row shows the median and the spread [default: 3].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_RUNS)))]
+    runs: Option<u32>,
 
-    /// `bench http`: the server models to compare.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "prefork,threadpool,thread-per-conn,event"
-    )]
-    servers: Vec<conlab_http::ServerModel>,
+    /// `bench http`: the server models to compare
+    /// [default: prefork,threadpool,thread-per-conn,event].
+    #[arg(long, value_delimiter = ',')]
+    servers: Option<Vec<conlab_http::ServerModel>>,
 
-    /// `bench http`: connection counts to load each server with.
-    #[arg(long, value_delimiter = ',', default_value = "50,100,1000",
-          value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    connections: Vec<u32>,
+    /// `bench http`: connection counts to load each server with [default: 50,100,1000].
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    connections: Option<Vec<u32>>,
 
-    /// `bench http`: how long each (server, connections) cell runs.
-    #[arg(long, default_value = "2s")]
-    duration: String,
+    /// `bench http`: how long each (server, connections) cell runs [default: 2s].
+    #[arg(long)]
+    duration: Option<String>,
 
-    /// `bench http`: the path to request.
-    #[arg(long, default_value = "/hello")]
-    path: String,
+    /// `bench http`: the path to request [default: /hello].
+    #[arg(long)]
+    path: Option<String>,
 
     #[command(flatten)]
     export: ExportArgs,
 }
 
+/// Refuses flags of the other kind of bench: a setting that would be silently ignored.
+fn check_applicable(args: &Args) -> Result<()> {
+    let http = args.workload == "http";
+    let workload_flags = [
+        ("--tasks", args.tasks.is_some()),
+        ("--models", args.models.is_some()),
+        ("-j", !args.jobs.is_empty()),
+        ("--gil", args.gil),
+        ("--warmup", args.warmup.is_some()),
+        ("--runs", args.runs.is_some()),
+    ];
+    let http_flags = [
+        ("--servers", args.servers.is_some()),
+        ("--connections", args.connections.is_some()),
+        ("--duration", args.duration.is_some()),
+        ("--path", args.path.is_some()),
+    ];
+    if http && let Some((flag, _)) = workload_flags.iter().find(|(_, given)| *given) {
+        return Err(usage(format!(
+            "{flag} does not apply to `bench http`, which runs servers, not tasks (its \
+             settings: --servers, --connections, --duration, --path)"
+        )));
+    }
+    if !http && let Some((flag, _)) = http_flags.iter().find(|(_, given)| *given) {
+        return Err(usage(format!(
+            "{flag} applies to `conlab bench http` only, not to a workload"
+        )));
+    }
+    Ok(())
+}
+
+/// `items` without repeats, in their first order.
+fn unique<T: PartialEq + Copy>(items: &[T]) -> Vec<T> {
+    let mut seen = Vec::new();
+    for &item in items {
+        if !seen.contains(&item) {
+            seen.push(item);
+        }
+    }
+    seen
+}
+
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
+    check_applicable(args)?;
     if args.workload == "http" {
         return http(args);
     }
     let config = BenchConfig {
         workload: Workload::parse(&args.workload)?,
-        tasks: args.tasks,
-        models: args.models.clone(),
+        tasks: args.tasks.unwrap_or(32),
+        models: args.models.clone().unwrap_or_else(|| {
+            vec![
+                Model::Serial,
+                Model::Threads,
+                Model::Processes,
+                Model::Async,
+                Model::Rayon,
+            ]
+        }),
         jobs: if args.jobs.is_empty() {
             vec![available_cores()]
         } else {
             args.jobs.iter().map(|&j| usize::from(j)).collect()
         },
         gil: args.gil,
-        warmup: args.warmup,
-        runs: args.runs,
+        warmup: args.warmup.unwrap_or(0),
+        runs: args.runs.unwrap_or(3),
         worker_program: None,
     };
     config.validate()?;
@@ -166,37 +210,46 @@ fn progress_bar(total: u64) -> ProgressBar {
 
 /// `conlab bench http`: each server model in its own process, loaded at each connection count.
 fn http(args: &Args) -> Result<ExitCode> {
-    let duration = super::output::duration(&args.duration)?;
+    let duration_text = args.duration.as_deref().unwrap_or("2s");
+    let duration = super::output::duration(duration_text)?;
     if duration.is_zero() || duration > Duration::from_secs(3600) {
         return Err(usage(format!(
-            "--duration {}: each cell runs for more than 0 s and at most an hour",
-            args.duration
+            "--duration {duration_text}: each cell runs for more than 0 s and at most an hour"
         )));
     }
-    if args.servers.is_empty() {
+    use conlab_http::ServerModel;
+    let servers = unique(args.servers.as_deref().unwrap_or(&[
+        ServerModel::Prefork,
+        ServerModel::Threadpool,
+        ServerModel::ThreadPerConn,
+        ServerModel::Event,
+    ]));
+    if servers.is_empty() {
         return Err(usage("--servers takes at least one model"));
     }
-    if !args.path.starts_with('/') {
+    let path = args.path.clone().unwrap_or_else(|| "/hello".into());
+    if !path.starts_with('/') {
         return Err(usage(format!(
-            "--path {}: a path starts with `/`, e.g. /hello",
-            args.path
+            "--path {path}: a path starts with `/`, e.g. /hello"
         )));
     }
     let exports = args.export.open()?;
     let launcher = serve_launcher()?;
-    let contenders: Vec<Contender> = args
-        .servers
+    let contenders: Vec<Contender> = servers
         .iter()
         .map(|&model| Contender::Conlab {
             model,
             workers: None,
         })
         .collect();
-    let levels: Vec<usize> = args.connections.iter().map(|&c| c as usize).collect();
-    let results = servers::compare(&launcher, &contenders, &levels, duration, &args.path)?;
+    let levels: Vec<usize> = unique(args.connections.as_deref().unwrap_or(&[50, 100, 1000]))
+        .into_iter()
+        .map(|c| c as usize)
+        .collect();
+    let results = servers::compare(&launcher, &contenders, &levels, duration, &path)?;
     let report = ServersReport {
         schema: servers::BENCH_HTTP_SCHEMA,
-        path: args.path.clone(),
+        path,
         duration_s: duration.as_secs_f64(),
         results,
     };

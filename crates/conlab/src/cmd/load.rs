@@ -72,14 +72,6 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let target = Target::parse(&args.url)?;
-    if args.connections == 0 || args.threads == 0 || args.pipeline == 0 {
-        return Err(usage("-c, -t and --pipeline must be at least 1"));
-    }
-    if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
-        return Err(usage(
-            "--rate must be a positive number of requests per second",
-        ));
-    }
     let headers = args
         .headers
         .iter()
@@ -90,13 +82,10 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         })
         .collect::<Result<Vec<_>>>()?;
     let run_for = match (&args.duration, args.requests) {
-        (Some(d), _) => Some(duration(d)?)
-            .filter(|d| !d.is_zero())
-            .or(Some(Duration::from_millis(1))),
+        (Some(d), _) => Some(duration(d)?),
         (None, Some(_)) => None,
         (None, None) => Some(Duration::from_secs(10)),
     };
-    let exports = json_only(args.json.as_ref())?;
     let config = LoadConfig {
         target,
         connections: args.connections,
@@ -110,6 +99,8 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         headers,
         body: args.body.clone().map(String::into_bytes),
     };
+    config.validate().map_err(|e| usage(e.to_string()))?;
+    let exports = json_only(args.json.as_ref())?;
     let text = !exports.uses_stdout();
     if text {
         println!(
@@ -119,7 +110,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
                 |d| format!("{d:?}")
             ),
             args.url,
-            args.threads,
+            args.threads.min(args.connections),
             args.connections,
             args.rate
                 .map_or(String::new(), |r| format!(", {r} requests/s (open loop)")),
@@ -220,6 +211,9 @@ fn print_like_wrk(r: &LoadReport) -> Result<()> {
     if !r.errors.is_empty() {
         let errors: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
         writeln!(out, "  Socket errors: {}", errors.join(", "))?;
+        if let Some(first) = &r.first_error {
+            writeln!(out, "  First error: {first}")?;
+        }
     }
     if r.successes != r.requests {
         writeln!(out, "  Non-2xx responses: {}", r.requests - r.successes)?;

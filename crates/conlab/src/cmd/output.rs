@@ -50,7 +50,9 @@ pub(crate) fn json_only(path: Option<&String>) -> Result<ExportManager> {
 
 fn create(targets: &[(Format, String)]) -> Result<ExportManager> {
     ExportManager::create(targets).map_err(|e| match e {
-        ExportError::StdoutTwice(_) => usage(e.to_string()),
+        ExportError::StdoutTwice(_) | ExportError::SameFile(_) | ExportError::EmptyPath => {
+            usage(e.to_string())
+        }
         other => anyhow::Error::new(other).context("preparing the export files"),
     })
 }

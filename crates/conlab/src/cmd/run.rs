@@ -142,65 +142,8 @@ pub(crate) struct Args {
     rest: Vec<String>,
 }
 
-fn jobs(spec: Option<&str>) -> Result<usize> {
-    let cores = available_cores();
-    let Some(spec) = spec else { return Ok(cores) };
-    let bad =
-        || anyhow::anyhow!("bad -j `{spec}`: use a number (4), a share of the cores (50%), or 0");
-    if let Some(p) = spec.strip_suffix('%') {
-        let p: f64 = p.parse().map_err(|_| bad())?;
-        return Ok(((cores as f64 * p / 100.0).ceil() as usize).max(1));
-    }
-    match spec.parse::<usize>().map_err(|_| bad())? {
-        0 => Ok(256),
-        n => Ok(n),
-    }
-}
-
-/// Splits `cmd words ::: a b :::: f` into the command and its sources.
-fn split(rest: &[String], arg_files: &[PathBuf]) -> Result<(Vec<String>, Vec<SourceSpec>)> {
-    let is_marker = |w: &str| matches!(w, ":::" | "::::" | ":::+" | "::::+");
-    let first = rest.iter().position(|w| is_marker(w)).unwrap_or(rest.len());
-    let command = rest[..first].to_vec();
-    let mut sources: Vec<SourceSpec> = arg_files
-        .iter()
-        .map(|f| SourceSpec {
-            source: Source::File(f.clone()),
-            linked: false,
-        })
-        .collect();
-    let mut i = first;
-    while i < rest.len() {
-        let marker = rest[i].as_str();
-        let end = rest[i + 1..]
-            .iter()
-            .position(|w| is_marker(w))
-            .map_or(rest.len(), |p| i + 1 + p);
-        let values = &rest[i + 1..end];
-        let linked = marker.ends_with('+');
-        if marker.starts_with("::::") {
-            if values.is_empty() {
-                bail!("`{marker}` needs a file name after it");
-            }
-            for (k, file) in values.iter().enumerate() {
-                sources.push(SourceSpec {
-                    source: Source::File(file.into()),
-                    linked: linked && k == 0,
-                });
-            }
-        } else {
-            sources.push(SourceSpec {
-                source: Source::Args(values.to_vec()),
-                linked,
-            });
-        }
-        i = end;
-    }
-    Ok((command, sources))
-}
-
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
-    let (command, sources) = split(&args.rest, &args.arg_file)?;
+    let (command, sources) = input::split_command_line(&args.rest, &args.arg_file)?;
     let colsep = args
         .colsep
         .as_deref()
@@ -217,7 +160,10 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         )?,
         args.max_args,
     );
-    let jobs = jobs(args.jobs.as_deref())?;
+    let jobs = match args.jobs.as_deref() {
+        Some(spec) => conlab_run::slots(spec, available_cores())?,
+        None => available_cores(),
+    };
     if let Some(kind) = &args.task {
         if !command.is_empty() {
             bail!(
@@ -404,17 +350,8 @@ mod tests {
     }
 
     #[test]
-    fn the_command_and_its_sources_split_at_the_markers() {
-        let (command, sources) = split(&words("gzip -9 {} ::: a b :::+ 1 2 :::: f"), &[]).unwrap();
-        assert_eq!(command, words("gzip -9 {}"));
-        assert_eq!(sources.len(), 3);
-        assert!(sources[1].linked && !sources[2].linked);
-        assert_eq!(sources[2].source, Source::File("f".into()));
-        assert!(split(&words("echo ::::"), &[]).is_err());
-    }
-
-    #[test]
     fn the_job_count_is_known_for_value_sources_only() {
+        let split = input::split_command_line;
         let (_, sources) = split(&words("echo ::: a b c ::: 1 2 :::+ x"), &[]).unwrap();
         assert_eq!(known_total(&sources), Some(3));
         let (_, sources) = split(&words("echo ::: a b :::: f"), &[]).unwrap();
@@ -423,11 +360,7 @@ mod tests {
     }
 
     #[test]
-    fn jobs_take_gnu_parallels_forms() {
-        assert_eq!(jobs(Some("3")).unwrap(), 3);
-        assert_eq!(jobs(Some("0")).unwrap(), 256);
-        assert!(jobs(Some("100%")).unwrap() >= 1);
-        assert!(jobs(Some("many")).is_err());
+    fn durations_take_plain_seconds_or_units() {
         assert_eq!(duration("0.5").unwrap(), Duration::from_millis(500));
         assert_eq!(duration("2m").unwrap(), Duration::from_secs(120));
     }

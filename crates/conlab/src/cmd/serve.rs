@@ -13,6 +13,8 @@ use conlab_http::counters::{CounterStore, SharedCounters};
 use conlab_http::server::{self, Server, ServerConfig, ServerModel};
 use conlab_http::{Ready, Site};
 
+use super::output::usage;
+
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Endpoints: /hello, /static/PATH (under --root), /cpu?n=N, /sleep?ms=M, /site/N.html, /stats
@@ -29,13 +31,14 @@ pub(crate) struct Args {
     #[arg(long, default_value = "event")]
     model: ServerModel,
 
-    /// Processes (prefork), threads (threadpool) or event loops (event); default: one loop per
-    /// core for event, 64 threads for threadpool, 32 processes for prefork.
-    #[arg(long)]
-    workers: Option<usize>,
+    /// Processes (prefork), threads (threadpool) or event loops (event), 1 to 4096; default:
+    /// one loop per core for event, 64 threads for threadpool, 32 processes for prefork.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    workers: Option<u16>,
 
-    /// Address to listen on; port 0 picks a free port and prints it.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Address to listen on (an IP address and a port); port 0 picks a free port and prints
+    /// it.
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_bind)]
     bind: SocketAddr,
 
     /// Serve files under DIR at /static/.
@@ -66,7 +69,7 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let cores = conlab_exec::available_cores();
-    let workers = args.workers.unwrap_or(match args.model {
+    let workers = args.workers.map(usize::from).unwrap_or(match args.model {
         ServerModel::Threadpool => 64,
         ServerModel::Prefork => 32,
         _ => cores,
@@ -83,12 +86,13 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .context("installing signal handlers")?;
-    if let Some(root) = &args.root {
-        anyhow::ensure!(
-            root.is_dir(),
+    if let Some(root) = &args.root
+        && !root.is_dir()
+    {
+        return Err(usage(format!(
             "--root {} is not a directory",
             root.display()
-        );
+        )));
     }
     if args.prefork_child {
         // One prefork worker: one connection at a time, on this process's main thread.
@@ -161,6 +165,20 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--bind`: an IP address and a port. Names are not resolved: a server that means to listen
+/// on loopback says so in numbers.
+fn parse_bind(text: &str) -> Result<SocketAddr, String> {
+    text.parse().map_err(|_| {
+        let hint = match text.rsplit_once(':') {
+            Some((host, port)) if port.parse::<u16>().is_ok() && !host.is_empty() => format!(
+                "`{host}` is not an IP address: write 127.0.0.1:{port}, or [::1]:{port} for IPv6"
+            ),
+            _ => "write an IP address and a port, e.g. 127.0.0.1:8080 (0 picks a free port)".into(),
+        };
+        format!("`{text}` is not an address to listen on: {hint}")
+    })
+}
+
 /// Says the server is listening: the banner, or with `--ready-json` the ready line.
 fn announce(args: &Args, addr: SocketAddr, workers: usize, banner: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
@@ -204,9 +222,16 @@ fn prefork(
             .context("starting the prefork worker processes")?;
     // Listening already (connections wait in the backlog), but said only once every worker
     // is up, so that whoever measures from the announcement does not measure start-up.
-    children
-        .wait_ready(&counters, Duration::from_secs(60))
+    let stopped = children
+        .wait_ready(&counters, Duration::from_secs(60), || {
+            signals.pending().next().is_some()
+        })
         .context("starting the prefork worker processes")?;
+    if stopped {
+        // SIGINT or SIGTERM while the workers were starting: stop them, as after serving.
+        children.stop();
+        return Ok(ExitCode::SUCCESS);
+    }
     announce(
         args,
         addr,

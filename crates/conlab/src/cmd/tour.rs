@@ -32,8 +32,9 @@ pub(crate) struct Args {
     #[arg(long, value_delimiter = ',', value_parser = experiment_names())]
     only: Vec<String>,
 
-    /// Workers for each pool (default: one per core).
-    #[arg(short = 'j', long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    /// Workers for each pool, 1 to 64 (default: one per core; more than 64 on a tour would
+    /// measure the pools' start-up rather than the claims).
+    #[arg(short = 'j', long, value_parser = clap::value_parser!(u16).range(1..=64))]
     workers: Option<u16>,
 
     /// The smallest runs that still exercise every experiment: a first look, noisier.

@@ -85,6 +85,16 @@ pub fn release(path: &Path) {
     );
 }
 
+/// Lets a `WaitFifo` task on `path` finish if one is waiting there now; never blocks (a
+/// gate nobody opened yet is left alone).
+pub fn release_if_waiting(path: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+}
+
 /// Waits (bounded, by polling, not sleeping) until every handle's task has started.
 pub fn until_running<T>(handles: &[TaskHandle<T>]) {
     let deadline = Instant::now() + Duration::from_secs(30);

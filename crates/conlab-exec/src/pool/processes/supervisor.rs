@@ -112,7 +112,11 @@ impl Supervisor {
         let generation = self.generation;
         let shared = self.shared.clone();
         let program = &shared.program;
-        let mut process = Command::new(&program.program)
+        let mut command = Command::new(&program.program);
+        // This supervisor thread lives as long as its worker: if the pool's process dies
+        // (Ctrl-C, SIGKILL), the worker goes with it instead of finishing its task alone.
+        crate::die_with_parent(&mut command, libc::SIGKILL);
+        let mut process = command
             .args(&program.args)
             .env(WORKER_ENV, std::process::id().to_string())
             .stdin(Stdio::piped())

@@ -83,6 +83,10 @@ impl Sampler {
     }
 }
 
+/// The least CPU time (all cores) a share is judged on: `/proc/stat` counts in 10 ms ticks,
+/// so under 0.2 s a single tick is 5% of the sample.
+pub const MIN_SAMPLE_S: f64 = 0.2;
+
 /// How much others may take of the machine before an experiment's verdict means nothing.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LoadLimit {
@@ -120,7 +124,12 @@ impl LoadLimit {
     }
 
     /// Whether `share` is past the limit, and if so the reason to give instead of a verdict.
+    /// A share taken over less than [`MIN_SAMPLE_S`] of CPU time is a few clock ticks, too
+    /// coarse to set a verdict aside on.
     pub fn exceeded(&self, share: &MachineShare) -> Option<String> {
+        if share.machine_total_s < MIN_SAMPLE_S {
+            return None;
+        }
         match *self {
             LoadLimit::Never => None,
             LoadLimit::Above {
@@ -161,6 +170,9 @@ mod tests {
         );
         assert_eq!(LoadLimit::TIMING.exceeded(&quiet), None);
         assert_eq!(LoadLimit::Never.exceeded(&busy), None);
+        // Two ticks busy out of ten are no evidence of anything.
+        let short = MachineShare::from_times(0.09, 0.1, 0.0);
+        assert_eq!(LoadLimit::TIMING.exceeded(&short), None);
     }
 
     #[test]

@@ -164,8 +164,7 @@ fn measure(context: &Context<'_>) -> Result<Outcome, Error> {
     // A machine that gave no second core for a moment (this VM's does, unseen in /proc/stat)
     // gets a second chance before the tour says the claim cannot be shown.
     let mut ran = rounds;
-    while ran < rounds * 2 && matches!(judge(&sums), Verdict::CannotShow { .. }) && sums.parallel
-    {
+    while ran < rounds * 2 && matches!(judge(&sums), Verdict::CannotShow { .. }) && sums.parallel {
         run_round(&mut sums.rows);
         ran += 1;
     }

@@ -315,6 +315,61 @@ pub fn compare(
     Ok(rows)
 }
 
+/// Starts every contender first, then loads them in turn, `rounds` times over: each round
+/// measures every server once, one after the other, so that a machine whose speed drifts
+/// moves the servers of a round alike. One `Vec` per round, in `contenders`' order.
+pub fn alternate(
+    launcher: &dyn Launcher,
+    contenders: &[Contender],
+    connections: usize,
+    window: Duration,
+    rounds: usize,
+    path: &str,
+) -> Result<Vec<Vec<Measurement>>, Error> {
+    let servers: Vec<RunningServer> = contenders
+        .iter()
+        .map(|&c| launcher.start(c))
+        .collect::<Result<_, _>>()?;
+    (0..rounds)
+        .map(|_| {
+            servers
+                .iter()
+                .map(|server| measure(server, connections, window, path))
+                .collect()
+        })
+        .collect()
+}
+
+impl Measurement {
+    /// One row for several runs of the same cell: the median of each rate, latency and CPU
+    /// figure, the slowest answer of all, failures summed, the last run's memory.
+    pub fn combine(runs: &[Measurement]) -> Option<Measurement> {
+        let last = runs.last()?;
+        let median = |f: fn(&Measurement) -> f64| {
+            let mut values: Vec<f64> = runs.iter().map(f).collect();
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        Some(Measurement {
+            server: last.server.clone(),
+            workers: last.workers,
+            connections: last.connections,
+            connections_answered: median(|r| r.connections_answered as f64) as u64,
+            requests_per_s: median(|r| r.requests_per_s),
+            p50_us: median(|r| r.p50_us as f64) as u64,
+            p99_us: median(|r| r.p99_us as f64) as u64,
+            max_us: runs.iter().map(|r| r.max_us).max().unwrap_or(0),
+            non_2xx: runs.iter().map(|r| r.non_2xx).sum(),
+            errors: runs.iter().map(|r| r.errors).sum(),
+            server_cpu_s: median(|r| r.server_cpu_s),
+            server_cpu_percent: median(|r| r.server_cpu_percent),
+            requests_per_cpu_s: median(|r| r.requests_per_cpu_s),
+            server_pss_bytes: last.server_pss_bytes,
+            processes: last.processes,
+        })
+    }
+}
+
 /// The report of `conlab bench http`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServersReport {

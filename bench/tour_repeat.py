@@ -36,8 +36,8 @@ def key_figure(finding):
     if finding["name"] == "costs":
         return ("process/thread spawn", figures["process_spawn_ns"] / figures["thread_spawn_ns"])
     if finding["name"] == "web":
-        event, prefork = figures.get("event_requests_per_cpu_s"), figures.get("prefork_requests_per_cpu_s")
-        return ("event/prefork per CPU-s", event / prefork) if event and prefork else None
+        ratio = figures.get("event_over_prefork_per_cpu_s")
+        return ("event/prefork per CPU-s", ratio) if ratio else None
     name = KEY.get(finding["name"])
     return (name, figures[name]) if name in figures else None
 

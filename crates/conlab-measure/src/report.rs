@@ -132,7 +132,14 @@ pub fn seconds(s: f64) -> Cell {
 
 /// A count per second with thousands separators: `1,234,567/s`.
 pub fn rate(per_s: f64) -> Cell {
-    Cell::number(per_s, format!("{}/s", thousands(per_s.round() as u64)))
+    let shown = if per_s > 0.0 && per_s < 10.0 {
+        // A slow rate keeps two significant digits: 0.40/s is not 0/s.
+        let decimals = (1 - per_s.log10().floor() as i32).clamp(1, 6) as usize;
+        format!("{per_s:.decimals$}/s")
+    } else {
+        format!("{}/s", thousands(per_s.round() as u64))
+    };
+    Cell::number(per_s, shown)
 }
 
 /// Bytes as `12.3 MiB`.
@@ -177,6 +184,15 @@ fn thousands(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slow_rates_keep_two_significant_digits() {
+        assert_eq!(rate(0.402).shown, "0.40/s");
+        assert_eq!(rate(3.24).shown, "3.2/s");
+        assert_eq!(rate(0.0012).shown, "0.0012/s");
+        assert_eq!(rate(12345.6).shown, "12,346/s");
+        assert_eq!(rate(0.0).shown, "0/s");
+    }
 
     #[test]
     fn raw_numbers_keep_six_significant_digits() {

@@ -30,7 +30,7 @@ fn every_model_agrees_with_serial_and_the_json_has_the_documented_shape() {
     let csv = dir.join("out.csv");
     let out = conlab(&[
         "bench",
-        "primes:60000",
+        "primes:120000",
         "--tasks",
         "6",
         "--runs",
@@ -147,7 +147,8 @@ fn bad_input_is_refused_with_the_grammar_before_anything_runs() {
         "--json",
         "/nonexistent-dir/x.json",
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    // Found before anything ran: the command line named a file that cannot be written.
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent-dir/x.json"));
     assert!(
         started.elapsed() < std::time::Duration::from_secs(10),
@@ -228,7 +229,7 @@ fn what_cannot_run_is_a_usage_error_that_names_the_value() {
 fn an_os_error_is_said_once() {
     let out = conlab(&["bench", "primes:10", "--json", "/nonexistent-dir/x.json"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(
         stderr.matches("No such file or directory").count(),
         1,

@@ -164,3 +164,93 @@ fn bad_arguments_are_usage_errors() {
         assert!(!out.stderr.is_empty());
     }
 }
+
+#[test]
+fn head_requests_are_answered_without_a_body() {
+    let (server, site) = start(ServerModel::Event);
+    let url = format!("http://{}/hello", server.local_addr());
+    let (ok, r) = load(&["-n", "20", "-c", "2", "-m", "HEAD", &url]);
+    assert!(ok, "{r}");
+    assert_eq!(
+        (r["requests"].as_u64(), r["successes"].as_u64()),
+        (Some(20), Some(20))
+    );
+    assert_eq!(site.requests(), 20);
+    server.shutdown();
+}
+
+/// A one-shot server on loopback answering every connection with `reply` (and then holding
+/// or closing it), for the responses conlab's own server never sends.
+fn fake(reply: &'static [u8], close: bool) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(64).flatten() {
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || stream.write_all(reply).is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn chunked_and_until_close_bodies_are_responses_not_errors() {
+    let chunked = fake(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        false,
+    );
+    let (ok, r) = load(&["-n", "10", "-c", "1", &format!("http://{chunked}/")]);
+    assert!(ok, "{r}");
+    assert_eq!(r["successes"], 10);
+    let old = fake(b"HTTP/1.0 200 OK\r\n\r\nbody until close", true);
+    let (ok, r) = load(&["-n", "5", "-c", "1", &format!("http://{old}/")]);
+    assert!(ok, "{r}");
+    assert_eq!(r["successes"], 5);
+    assert!(r["errors"].as_object().unwrap().is_empty(), "{r}");
+}
+
+#[test]
+fn a_refused_target_ends_the_run_and_says_why() {
+    // A port nothing listens on: bound, then dropped.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_conlab"))
+        .args(["load", "-n", "5", "-c", "2", "--timeout", "1s"])
+        .arg(format!("http://{addr}/"))
+        .output()
+        .unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "-n must end"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no responses") && stderr.contains("Connection refused"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_open_loop_keeps_to_its_duration() {
+    let (server, _) = start(ServerModel::Event);
+    let url = format!("http://{}/hello", server.local_addr());
+    // 2 requests a second over 10 connections for 3 s: one every 5 s per connection, first
+    // ones spread half a second apart: six in all, none sent at or after the end.
+    let (ok, r) = load(&["-R", "2", "-d", "3s", "-c", "10", &url]);
+    assert!(ok, "{r}");
+    assert_eq!(r["requests"], 6, "{r}");
+    assert_eq!(r["duration_s"], 3.0, "{r}");
+    server.shutdown();
+}

@@ -2,7 +2,7 @@
 //! slowloris), curl, and Python's http.client. Servers bind 127.0.0.1:0 and are stopped by
 //! the test; every loop here is bounded.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::sync::Arc;
@@ -614,4 +614,46 @@ fn prefork_answers_curl_python_and_load_and_its_stats_count_every_request() {
     assert_eq!(stats["requests"], 303, "{stats}");
     assert_eq!(stats["status"]["200"], 303, "{stats}");
     stop_gracefully(&mut parent);
+}
+
+#[test]
+fn ready_json_says_where_every_prefork_worker_listens_and_leaves_stdout_json() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_conlab"))
+        .args([
+            "serve",
+            "--model",
+            "prefork",
+            "--workers",
+            "3",
+            "--ready-json",
+        ])
+        .args(["--bind", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let ready = conlab_http::Ready::parse(&line).unwrap_or_else(|| panic!("{line:?}"));
+    assert_eq!((ready.model.as_str(), ready.workers), ("prefork", 3));
+    assert_eq!(ready.pid, child.id());
+    // Every worker is up when the line is printed: the tree has them all.
+    assert_eq!(conlab_measure::usage::process_tree(child.id()).len(), 4);
+    assert!(exchange(ready.addr, b"GET /hello HTTP/1.0\r\n\r\n").contains("Hello, World!"));
+    stop_gracefully(&mut child);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "", "only the ready line on stdout");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        stderr.contains("stopped 3 worker processes after 1 requests"),
+        "{stderr}"
+    );
 }

@@ -16,7 +16,10 @@
 //! go to HdrHistograms (fixed memory however long the run), merged at the end.
 //! [`report`] turns a run into `conlab load`'s report.
 
+mod framing;
 mod report;
+
+use framing::Framed;
 
 pub use report::{LOAD_SCHEMA, LatencySummary, LoadReport};
 
@@ -58,12 +61,14 @@ impl Target {
         };
         let form = "expected http://HOST[:PORT][/PATH] (https is not supported)";
         let rest = url.strip_prefix("http://").ok_or_else(|| err(form))?;
+        // A fragment is the client's own: it is never sent.
+        let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
         let (host, path) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
             Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
             None => (rest, "/".to_string()),
         };
-        if host.is_empty() || host.contains(['@', ' ', '#']) || path.contains([' ', '\r', '\n']) {
+        if host.is_empty() || host.contains(['@', ' ']) || path.contains([' ', '\r', '\n']) {
             return Err(err(form));
         }
         let (name, port) = match host.strip_prefix('[') {
@@ -130,8 +135,11 @@ pub enum ConfigError {
     #[error("`{0}` is not an HTTP method: letters, digits and !#$%&'*+-.^_`|~ only")]
     Method(String),
     /// A header that would break the request (a bad name, a line break in the value).
-    #[error("bad header `{0}`: a name of letters, digits and -, and a value on one line")]
+    #[error("bad header {0:?}: a name of letters, digits and -, and a value on one line")]
     Header(String),
+    /// A header the generator writes itself.
+    #[error("-H {0}: conlab load sets the body's framing itself (use --body)")]
+    Framing(String),
     /// More connections than this process may open descriptors.
     #[error(
         "{connections} connections need as many file descriptors, and this process may open \
@@ -194,6 +202,11 @@ impl LoadConfig {
             .find(|(k, v)| !is_token(k) || v.contains(['\r', '\n']))
         {
             return Err(ConfigError::Header(format!("{k}: {v}")));
+        }
+        if let Some((k, _)) = self.headers.iter().find(|(k, _)| {
+            k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding")
+        }) {
+            return Err(ConfigError::Framing(k.clone()));
         }
         let limit = raise_descriptor_limit(self.connections as u64 + 64);
         if (self.connections as u64) + 64 > limit {
@@ -360,10 +373,15 @@ impl Progress {
 }
 
 fn serialise(config: &LoadConfig) -> Vec<u8> {
-    let mut req = format!(
-        "{} {} HTTP/1.1\r\nHost: {}\r\n",
-        config.method, config.target.path, config.target.host
-    );
+    let mut req = format!("{} {} HTTP/1.1\r\n", config.method, config.target.path);
+    // A Host of the user's replaces the URL's, as with wrk and curl.
+    if !config
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("host"))
+    {
+        req.push_str(&format!("Host: {}\r\n", config.target.host));
+    }
     for (k, v) in &config.headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -408,7 +426,8 @@ pub fn run(config: LoadConfig, on_start: impl FnOnce(Progress)) -> LoadResult {
     LoadResult {
         requests: total.requests,
         successes: total.successes,
-        duration: start.elapsed(),
+        // A run with a duration lasts that long, as wrk's does; one of -n, until its end.
+        duration: shared.config.duration.unwrap_or_else(|| start.elapsed()),
         bytes: total.bytes,
         latency: total.latency,
         uncorrected: shared.config.rate.map(|_| total.uncorrected),
@@ -480,9 +499,13 @@ async fn connection(shared: &Shared, index: usize, start: Instant) -> Tally {
 }
 
 /// One client's life: connect, send, read the answers, reconnect when the server closes.
+/// With a duration, the run ends at `start + duration` exactly, as wrk's does: an answer
+/// that arrives later is not counted (it would be the server's teardown, not its load).
 async fn connect_and_send(shared: &Shared, index: usize, start: Instant) -> Tally {
     let mut tally = Tally::default();
     let config = &shared.config;
+    let end = config.duration.map(|d| start + d);
+    let head = config.method.eq_ignore_ascii_case("HEAD");
     let per_connection = config.rate.map(|r| r / config.connections.max(1) as f64);
     let interval = per_connection.map(|r| Duration::from_secs_f64(1.0 / r.max(1e-9)));
     // Open loop: the k-th request of this connection is due at first_due + k * interval.
@@ -491,30 +514,38 @@ async fn connect_and_send(shared: &Shared, index: usize, start: Instant) -> Tall
             i.mul_f64(index as f64 / config.connections.max(1) as f64)
         });
     let mut sent: u64 = 0;
+    // When connects began failing in a row: with -n and no -d, a server that refuses every
+    // connection must end the run after a timeout's worth of trying, not never.
+    let mut failing_since: Option<Instant> = None;
     'reconnect: loop {
         if shared.stop.load(Ordering::Relaxed) || shared.budget.load(Ordering::Acquire) == 0 {
             return tally;
         }
         // A connect never outlasts the run: a SYN the server's full backlog dropped is
         // retried by the kernel for seconds.
-        let left = config
-            .duration
-            .map_or(config.timeout, |d| d.saturating_sub(start.elapsed()));
+        let left = end.map_or(config.timeout, |e| {
+            e.saturating_duration_since(Instant::now())
+        });
         let stream = match tokio::time::timeout(
             config.timeout.min(left),
             tokio::net::TcpStream::connect(&config.target.authority),
         )
         .await
         {
-            Ok(Ok(s)) => s,
+            Ok(Ok(s)) => {
+                failing_since = None;
+                s
+            }
             failed => {
-                if let Ok(Err(e)) = failed {
-                    tally
-                        .first_error
-                        .get_or_insert_with(|| format!("connect: {e}"));
-                }
+                let why = match failed {
+                    Ok(Err(e)) => format!("connect: {e}"),
+                    _ => format!("connect: no answer within {:?}", config.timeout.min(left)),
+                };
+                tally.first_error.get_or_insert(why);
                 tally.error("connect");
-                if shared.config.duration.is_some_and(|d| start.elapsed() >= d) {
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                let given_up = end.is_none() && since.elapsed() >= config.timeout;
+                if given_up || end.is_some_and(|e| Instant::now() >= e) {
                     return tally;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -526,7 +557,9 @@ async fn connect_and_send(shared: &Shared, index: usize, start: Instant) -> Tall
         let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
         // One timer per connection, re-armed only when it fires before the answer is due: a
         // `timeout()` around every read put a timer-wheel insert and removal on every request.
-        let timer = tokio::time::sleep(config.timeout);
+        let first_give_up = Instant::now() + config.timeout;
+        let timer =
+            tokio::time::sleep_until(end.map_or(first_give_up, |e| e.min(first_give_up)).into());
         tokio::pin!(timer);
         loop {
             // How many to send now: a pipeline's worth, as far as the budget allows.
@@ -539,15 +572,19 @@ async fn connect_and_send(shared: &Shared, index: usize, start: Instant) -> Tall
             }
             let due = interval.map(|i| first_due + i.mul_f64(sent as f64));
             if let Some(due) = due {
-                // A request due after the run's end is not sent: at a low rate the next one
-                // can be seconds away, and -d is a promise.
-                if config.duration.is_some_and(|d| due > start + d) {
+                // A request due at or after the run's end is not sent: at a low rate the next
+                // one can be seconds away, and -d is a promise.
+                if end.is_some_and(|e| due >= e) {
                     return tally;
                 }
                 tokio::time::sleep_until(due.into()).await;
             }
             let sent_at = Instant::now();
             sent += batch as u64;
+            // The answer is awaited until its timeout or the run's end, whichever is first.
+            let give_up = end.map_or(sent_at + config.timeout, |e| {
+                e.min(sent_at + config.timeout)
+            });
             if stream
                 .write_all(&shared.batch[..shared.request.len() * batch])
                 .await
@@ -561,59 +598,64 @@ async fn connect_and_send(shared: &Shared, index: usize, start: Instant) -> Tall
             // read, not once per response.
             let mut pos = 0;
             while answered < batch {
-                match parse_response(&buf[pos..]) {
-                    Some(Ok((status, len, close))) => {
-                        pos += len;
-                        answered += 1;
-                        let now = Instant::now();
-                        tally.first_answer.get_or_insert(now);
-                        tally.requests += 1;
-                        tally.bytes += len as u64;
-                        if (200..300).contains(&status) {
-                            tally.successes += 1;
-                        }
-                        *tally.status.entry(status).or_default() += 1;
+                let (status, len, close) = match framing::frame(&buf[pos..], head) {
+                    Framed::Complete { status, len, close } => (status, len, close),
+                    Framed::Malformed(why) => {
                         tally
-                            .latency
-                            .record(now.duration_since(due.unwrap_or(sent_at)));
-                        if due.is_some() {
-                            tally.uncorrected.record(now.duration_since(sent_at));
-                        }
-                        shared.done.fetch_add(1, Ordering::Relaxed);
-                        if close {
-                            continue 'reconnect;
-                        }
-                        continue;
-                    }
-                    Some(Err(())) => {
+                            .first_error
+                            .get_or_insert_with(|| format!("parse: {why}"));
                         tally.error("parse");
                         continue 'reconnect;
                     }
-                    None => {}
-                }
-                buf.drain(..pos);
-                pos = 0;
-                buf.reserve(16 * 1024);
-                let read = tokio::select! {
-                    biased;
-                    read = stream.read_buf(&mut buf) => Some(read),
-                    () = &mut timer => None,
-                };
-                match read {
-                    Some(Ok(0) | Err(_)) => {
-                        tally.error("read");
-                        continue 'reconnect;
-                    }
-                    Some(Ok(_)) => {}
-                    None => {
-                        let due = sent_at + config.timeout;
-                        if due > Instant::now() {
-                            timer.as_mut().reset(due.into());
-                            continue;
+                    Framed::Partial | Framed::UntilClose { .. } => {
+                        buf.drain(..pos);
+                        pos = 0;
+                        buf.reserve(16 * 1024);
+                        let read = tokio::select! {
+                            biased;
+                            read = stream.read_buf(&mut buf) => Some(read),
+                            () = &mut timer => None,
+                        };
+                        match read {
+                            Some(Ok(0)) => {
+                                // The end of a body that runs until close is the response's
+                                // end, not an error.
+                                if let Framed::UntilClose { status } = framing::frame(&buf, head) {
+                                    let len = buf.len();
+                                    if !tally.count(shared, status, len, due, sent_at, end) {
+                                        return tally;
+                                    }
+                                } else {
+                                    tally.error("read");
+                                }
+                                continue 'reconnect;
+                            }
+                            Some(Err(_)) => {
+                                tally.error("read");
+                                continue 'reconnect;
+                            }
+                            Some(Ok(_)) => continue,
+                            // The timer was set for an earlier request: re-armed lazily, so
+                            // that a fast answer costs no timer-wheel operation.
+                            None if give_up > Instant::now() => {
+                                timer.as_mut().reset(give_up.into());
+                                continue;
+                            }
+                            None if end.is_some_and(|e| Instant::now() >= e) => return tally,
+                            None => {
+                                tally.error("timeout");
+                                continue 'reconnect;
+                            }
                         }
-                        tally.error("timeout");
-                        continue 'reconnect;
                     }
+                };
+                pos += len;
+                answered += 1;
+                if !tally.count(shared, status, len, due, sent_at, end) {
+                    return tally;
+                }
+                if close {
+                    continue 'reconnect;
                 }
             }
             buf.drain(..pos);
@@ -621,44 +663,37 @@ async fn connect_and_send(shared: &Shared, index: usize, start: Instant) -> Tall
     }
 }
 
-/// One response at the front of `buf`: `(status, bytes, connection closes)`, `None` when
-/// incomplete, `Err` when malformed. Bodies by Content-Length (or none, for 1xx/204/304).
-fn parse_response(buf: &[u8]) -> Option<Result<(u16, usize, bool), ()>> {
-    // Uninitialised slots: zeroing 32 headers for every response was measurable.
-    let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; 32];
-    let mut resp = httparse::Response::new(&mut []);
-    let header_len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut resp,
-        buf,
-        &mut headers,
-    ) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return None,
-        Err(_) => return Some(Err(())),
-    };
-    let status = resp.code.unwrap_or(0);
-    let mut length = 0usize;
-    let mut close = false;
-    for h in resp.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            match std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-            {
-                Some(n) => length = n,
-                None => return Some(Err(())),
-            }
-        } else if h.name.eq_ignore_ascii_case("connection") {
-            close = h.value.eq_ignore_ascii_case(b"close");
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            // Not needed against conlab or nginx's /hello; refuse rather than misread.
-            return Some(Err(()));
+impl Tally {
+    /// Counts one response of `len` bytes; false when it came after the run's end (then it
+    /// is not counted and the connection stops).
+    fn count(
+        &mut self,
+        shared: &Shared,
+        status: u16,
+        len: usize,
+        due: Option<Instant>,
+        sent_at: Instant,
+        end: Option<Instant>,
+    ) -> bool {
+        let now = Instant::now();
+        if end.is_some_and(|e| now > e) {
+            return false;
         }
+        self.first_answer.get_or_insert(now);
+        self.requests += 1;
+        self.bytes += len as u64;
+        if (200..300).contains(&status) {
+            self.successes += 1;
+        }
+        *self.status.entry(status).or_default() += 1;
+        self.latency
+            .record(now.duration_since(due.unwrap_or(sent_at)));
+        if due.is_some() {
+            self.uncorrected.record(now.duration_since(sent_at));
+        }
+        shared.done.fetch_add(1, Ordering::Relaxed);
+        true
     }
-    if buf.len() < header_len + length {
-        return None;
-    }
-    Some(Ok((status, header_len + length, close)))
 }
 
 #[cfg(test)]
@@ -684,6 +719,7 @@ mod tests {
             ("[::1]:8080", "/a")
         );
         assert_eq!(Target::parse("http://[::1]").unwrap().authority, "[::1]:80");
+        assert_eq!(Target::parse("http://h:1/a#top").unwrap().path, "/a");
         for (bad, why) in [
             (
                 "http://127.0.0.1:99999/",
@@ -781,6 +817,13 @@ mod tests {
                 },
                 "bad header",
             ),
+            (
+                LoadConfig {
+                    headers: vec![("Content-Length".into(), "3".into())],
+                    ..config()
+                },
+                "sets the body's framing",
+            ),
         ] {
             let e = c.validate().unwrap_err().to_string();
             assert!(e.contains(what), "{e}");
@@ -797,16 +840,5 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, ConfigError::Descriptors { .. }), "{e}");
         assert!(raise_descriptor_limit(64) >= 64);
-    }
-
-    #[test]
-    fn responses_are_framed_by_content_length() {
-        let two = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-        let (status, len, close) = parse_response(two).unwrap().unwrap();
-        assert_eq!((status, close), (200, false));
-        let (status, _, close) = parse_response(&two[len..]).unwrap().unwrap();
-        assert_eq!((status, close), (404, true));
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhi").is_none());
-        assert!(parse_response(b"garbage\r\n\r\n").unwrap().is_err());
     }
 }

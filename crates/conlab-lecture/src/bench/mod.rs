@@ -79,6 +79,26 @@ impl BenchConfig {
         if self.jobs.is_empty() {
             return bad("-j", "no worker count given".into());
         }
+        if self.gil && !self.models.contains(&Model::Threads) {
+            return bad(
+                "--gil",
+                "adds thread-pool rows under the GIL, and --models has no threads".into(),
+            );
+        }
+        if let Workload::Sleep { nanos } = self.workload {
+            let serial_s = nanos as f64 / 1e9 * self.tasks as f64;
+            if serial_s > 24.0 * 3600.0 {
+                return bad(
+                    "--tasks",
+                    format!(
+                        "{} tasks of {} take {:.0} hours in the serial row alone: at most a day",
+                        self.tasks,
+                        self.workload,
+                        serial_s / 3600.0
+                    ),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -316,11 +336,23 @@ mod tests {
                 },
                 "--runs",
             ),
+            (
+                BenchConfig {
+                    models: vec![Model::Async],
+                    ..config(4)
+                },
+                "--gil",
+            ),
+            (config(100_000_000), "--tasks"),
         ] {
             let e = c.validate().unwrap_err();
             assert!(e.to_string().starts_with(option), "{e}");
         }
-        assert!(config(MAX_TASKS).validate().is_ok());
+        let most = BenchConfig {
+            workload: Workload::parse("primes:10").unwrap(),
+            ..config(MAX_TASKS)
+        };
+        assert!(most.validate().is_ok());
         assert_eq!(
             config(u64::MAX).total_tasks(),
             u64::MAX,

@@ -112,8 +112,13 @@ pub fn recommend(class: &Classification, rows: &[BenchRow]) -> Recommendation {
                 .then(b.workers.cmp(&a.workers))
         });
     let agree = winner.is_some_and(|w| w.model == rule);
+    let rule_ran = rows.iter().any(|r| r.model == rule);
     let note = match winner {
         None => "no model finished without errors".to_string(),
+        Some(w) if class.kind == Bound::TooShort => format!(
+            "{} was fastest, but a run this short is no evidence for or against a rule",
+            w.label()
+        ),
         Some(_) if agree => "the measurement agrees with the lecture".to_string(),
         Some(w)
             if class.kind == Bound::CpuBound && (w.model == "threads" || w.model == "rayon") =>
@@ -125,6 +130,11 @@ pub fn recommend(class: &Classification, rows: &[BenchRow]) -> Recommendation {
                 w.label()
             )
         }
+        Some(w) if !rule_ran => format!(
+            "{rule} did not run (it is not in --models), so nothing can be set beside the \
+             rule of thumb; {} was the fastest of the models that ran",
+            w.label()
+        ),
         Some(w) => format!(
             "{} won against the rule of thumb: on this machine and this workload, measure rather \
              than follow folklore",
@@ -184,6 +194,13 @@ mod tests {
         );
         let r = recommend(&classify(0.0, 0.001, 1.0), &[row("serial", 1, 10.0)]);
         assert_eq!((r.rule_of_thumb.as_str(), r.agree), ("none", false));
+        assert!(r.note.contains("no evidence"), "{}", r.note);
+        let only_serial = recommend(&classify(0.99, 1.0, 5_000.0), &[row("serial", 1, 10.0)]);
+        assert!(
+            only_serial.note.contains("processes did not run"),
+            "{}",
+            only_serial.note
+        );
     }
 
     #[test]

@@ -128,7 +128,7 @@ fn measure(context: &Context<'_>) -> Result<Outcome, Error> {
     details.extend(missing);
     let mut figures = Vec::new();
     for r in &rows {
-        let id = r.server.replace([' ', '-'], "_");
+        let id = id(&r.server);
         figures.extend([
             Figure::new(format!("{id}_requests_per_s"), r.requests_per_s, "req/s"),
             Figure::new(
@@ -171,21 +171,27 @@ fn measure(context: &Context<'_>) -> Result<Outcome, Error> {
     }));
     let verdict = judge(&rounds);
     let find = |name: &str| rows.iter().find(|r| r.server == name);
-    let pair = |e: &Measurement, p: &Measurement| {
-        format!(
-            "{} served {:.1}x {}'s requests per server CPU-second ({:.1}x per second) in \
-             {:.2}x its memory",
-            e.server,
-            ratio(e.requests_per_cpu_s, p.requests_per_cpu_s),
-            p.server,
-            ratio(e.requests_per_s, p.requests_per_s),
-            ratio(e.server_pss_bytes as f64, p.server_pss_bytes as f64)
-        )
-    };
-    let mut measured: Vec<String> = [("nginx", "apache prefork"), ("event", "prefork")]
-        .iter()
-        .filter_map(|(e, p)| Some(pair(find(e)?, find(p)?)))
-        .collect();
+    let mut measured = Vec::new();
+    for (e, p) in [("nginx", "apache prefork"), ("event", "prefork")] {
+        let (Some(event), Some(prefork)) = (find(e), find(p)) else {
+            continue;
+        };
+        let per_cpu = round_ratio(&rounds, e, p, |r| r.requests_per_cpu_s);
+        let per_s = round_ratio(&rounds, e, p, |r| r.requests_per_s);
+        figures.push(Figure::new(
+            format!("{}_over_{}_per_cpu_s", id(e), id(p)),
+            per_cpu,
+            "x",
+        ));
+        measured.push(format!(
+            "{e} served {per_cpu:.1}x {p}'s requests per server CPU-second ({per_s:.1}x per \
+             second) in {:.2}x its memory",
+            ratio(
+                event.server_pss_bytes as f64,
+                prefork.server_pss_bytes as f64
+            )
+        ));
+    }
     if measured.is_empty() {
         measured.push("prefork or event did not run".into());
     }
@@ -211,6 +217,40 @@ fn measure(context: &Context<'_>) -> Result<Outcome, Error> {
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
+
+/// A server's name as a figure's prefix: `apache_prefork`.
+fn id(server: &str) -> String {
+    server.replace([' ', '-'], "_")
+}
+
+/// The ratios of `figure` between servers `over` and `under`, round by round (rounds where
+/// one of them did not run are left out).
+fn round_ratios(
+    rounds: &[Vec<Measurement>],
+    over: &str,
+    under: &str,
+    figure: fn(&Measurement) -> f64,
+) -> Vec<f64> {
+    rounds
+        .iter()
+        .filter_map(|round| {
+            let find = |name: &str| round.iter().find(|r| r.server == name);
+            Some(ratio(figure(find(over)?), figure(find(under)?)))
+        })
+        .collect()
+}
+
+/// The median of [`round_ratios`] (0 when no round ran both).
+fn round_ratio(
+    rounds: &[Vec<Measurement>],
+    over: &str,
+    under: &str,
+    figure: fn(&Measurement) -> f64,
+) -> f64 {
+    let mut ratios = round_ratios(rounds, over, under, figure);
+    ratios.sort_by(f64::total_cmp);
+    ratios.get(ratios.len() / 2).copied().unwrap_or(0.0)
+}
 
 fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { 0.0 }
@@ -280,10 +320,7 @@ pub fn judge(rounds: &[Vec<Measurement>]) -> Verdict {
     if failed > 0 {
         return Verdict::not_held(format!("{failed} answers were not 2xx"));
     }
-    let mut ratios: Vec<f64> = pairs
-        .iter()
-        .map(|(e, p)| ratio(e.requests_per_cpu_s, p.requests_per_cpu_s))
-        .collect();
+    let mut ratios = round_ratios(rounds, event_name, prefork_name, |r| r.requests_per_cpu_s);
     let (Some(event), Some(prefork)) = (
         Measurement::combine(&pairs.iter().map(|(e, _)| e.clone()).collect::<Vec<_>>()),
         Measurement::combine(&pairs.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>()),

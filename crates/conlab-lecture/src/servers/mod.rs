@@ -241,19 +241,18 @@ pub struct Measurement {
     pub processes: usize,
 }
 
-/// Loads `path` on `server` with `connections` for `duration` and measures it.
-pub fn measure(
-    server: &RunningServer,
+/// The load of one cell: `connections` keep-alive clients of `path` at `addr` for
+/// `duration`, as the comparison runs it.
+fn load_config(
+    addr: SocketAddr,
     connections: usize,
     duration: Duration,
     path: &str,
-) -> Result<Measurement, Error> {
-    let target =
-        Target::parse(&format!("http://{}{path}", server.addr)).map_err(|e| Error::Launch {
-            server: server.name.clone(),
-            why: e.to_string(),
-        })?;
-    let tree_cpu = |pid: u32| -> Duration { process_tree(pid).into_iter().map(cpu_time).sum() };
+) -> Result<LoadConfig, Error> {
+    let target = Target::parse(&format!("http://{addr}{path}")).map_err(|e| Error::Config {
+        option: "--path",
+        problem: format!("`{path}`: {}", e.why),
+    })?;
     let config = LoadConfig {
         target,
         connections,
@@ -268,6 +267,32 @@ pub fn measure(
         body: None,
     };
     config.validate()?;
+    Ok(config)
+}
+
+/// Refuses, before any server starts, a comparison whose load cannot run: a path that is not
+/// one, more connections than this process may open.
+pub fn check(levels: &[usize], duration: Duration, path: &str) -> Result<(), Error> {
+    for &connections in levels {
+        load_config(
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+            connections,
+            duration,
+            path,
+        )?;
+    }
+    Ok(())
+}
+
+/// Loads `path` on `server` with `connections` for `duration` and measures it.
+pub fn measure(
+    server: &RunningServer,
+    connections: usize,
+    duration: Duration,
+    path: &str,
+) -> Result<Measurement, Error> {
+    let config = load_config(server.addr, connections, duration, path)?;
+    let tree_cpu = |pid: u32| -> Duration { process_tree(pid).into_iter().map(cpu_time).sum() };
     let cpu_before = tree_cpu(server.pid());
     let result = load::run(config, |_| ());
     let pids = process_tree(server.pid());

@@ -93,6 +93,9 @@ struct Staged {
     file: File,
     /// The regular file to rename the finished one over; `None`: written in place.
     target: Option<PathBuf>,
+    /// A file with other hard links: rewritten in place at the end (renaming over one name
+    /// would leave the other names with the old report).
+    rewrite: Option<PathBuf>,
     /// The named staging file, where unnamed ones are not available.
     named: Option<PathBuf>,
 }
@@ -109,8 +112,17 @@ impl Staged {
                 shown,
                 file: std::fs::OpenOptions::new().write(true).open(path)?,
                 target: None,
+                rewrite: None,
                 named: None,
             }),
+            Ok(meta) if std::os::unix::fs::MetadataExt::nlink(&meta) > 1 => {
+                // Fail now, not after the run, if it cannot be written; the report waits in
+                // an unnamed file until then.
+                std::fs::OpenOptions::new().append(true).open(path)?;
+                let mut staged = Staged::beside(shown, path.to_path_buf())?;
+                staged.rewrite = staged.target.take();
+                Ok(staged)
+            }
             Ok(meta) => {
                 use std::os::unix::fs::PermissionsExt;
                 let real = std::fs::canonicalize(path)?;
@@ -142,11 +154,13 @@ impl Staged {
                 shown,
                 file,
                 target: Some(target),
+                rewrite: None,
                 named: None,
             });
         }
         let named = staging_name(&target);
         let file = std::fs::OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .open(&named)
@@ -160,6 +174,7 @@ impl Staged {
             shown,
             file,
             target: Some(target),
+            rewrite: None,
             named: Some(named),
         })
     }
@@ -167,6 +182,14 @@ impl Staged {
     /// Moves the finished file over its path (or just flushes one written in place).
     fn commit(mut self) -> io::Result<()> {
         self.file.flush()?;
+        if let Some(path) = self.rewrite.take() {
+            use std::io::{Read, Seek};
+            let mut bytes = Vec::new();
+            let mut staged = &self.file;
+            staged.seek(io::SeekFrom::Start(0))?;
+            staged.read_to_end(&mut bytes)?;
+            return std::fs::write(path, bytes);
+        }
         let Some(target) = self.target.take() else {
             return Ok(());
         };
@@ -207,6 +230,7 @@ fn staging_name(path: &Path) -> PathBuf {
 fn unnamed_file(dir: &Path) -> Option<File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
+        .read(true)
         .write(true)
         .mode(0o644)
         .custom_flags(libc::O_TMPFILE)
@@ -442,6 +466,7 @@ mod tests {
             shown: path.display().to_string(),
             file,
             target: Some(path.clone()),
+            rewrite: None,
             named: Some(named.clone()),
         };
         drop(staged);
@@ -483,6 +508,25 @@ mod tests {
             let exports = ExportManager::create(&[(Format::Json, "/dev/full".into())]).unwrap();
             assert!(exports.write(&sample()).is_err());
             assert!(!std::fs::metadata("/dev/full").unwrap().is_file());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_hard_linked_file_gets_the_report_under_every_name() {
+        let dir = scratch("hardlink");
+        let (one, two) = (dir.join("one.json"), dir.join("two.json"));
+        std::fs::write(&one, "ORIG").unwrap();
+        std::fs::hard_link(&one, &two).unwrap();
+        let exports = ExportManager::create(&[(Format::Json, one.display().to_string())]).unwrap();
+        exports.write(&sample()).unwrap();
+        for name in [&one, &two] {
+            let text = std::fs::read_to_string(name).unwrap();
+            assert!(
+                text.contains("conlab.sample/1"),
+                "{}: {text}",
+                name.display()
+            );
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }

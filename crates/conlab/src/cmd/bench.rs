@@ -233,6 +233,11 @@ fn http(args: &Args) -> Result<ExitCode> {
             "--path {path}: a path starts with `/`, e.g. /hello"
         )));
     }
+    let levels: Vec<usize> = unique(args.connections.as_deref().unwrap_or(&[50, 100, 1000]))
+        .into_iter()
+        .map(|c| c as usize)
+        .collect();
+    servers::check(&levels, duration, &path)?;
     let exports = args.export.open()?;
     let launcher = serve_launcher()?;
     let contenders: Vec<Contender> = servers
@@ -241,10 +246,6 @@ fn http(args: &Args) -> Result<ExitCode> {
             model,
             workers: None,
         })
-        .collect();
-    let levels: Vec<usize> = unique(args.connections.as_deref().unwrap_or(&[50, 100, 1000]))
-        .into_iter()
-        .map(|c| c as usize)
         .collect();
     let results = servers::compare(&launcher, &contenders, &levels, duration, &path)?;
     let report = ServersReport {

@@ -103,7 +103,9 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let exports = json_only(args.json.as_ref())?;
     let text = !exports.uses_stdout();
     if text {
-        println!(
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
             "Running {} test @ {}\n  {} threads and {} connections{}",
             run_for.map_or_else(
                 || format!("{} requests", args.requests.unwrap_or(0)),
@@ -114,7 +116,9 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
             args.connections,
             args.rate
                 .map_or(String::new(), |r| format!(", {r} requests/s (open loop)")),
-        );
+        )
+        .and_then(|()| out.flush())
+        .context("writing standard output")?;
     }
     let live = text && std::io::stderr().is_terminal();
     let result = load::run(config.clone(), |progress| {
@@ -142,14 +146,29 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     }
     let report = LoadReport::new(&args.url, &config, &result);
     if text {
-        print_like_wrk(&report)?;
+        print_like_wrk(&report).context("writing standard output")?;
     }
     exports.write(&report).context("writing the JSON report")?;
-    Ok(if report.clean() {
-        ExitCode::SUCCESS
+    if report.clean() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Exit 1 says something went wrong; this says what.
+    let errors: u64 = report.errors.values().sum();
+    let non_2xx = report.requests - report.successes;
+    let why = if report.requests == 0 {
+        format!(
+            "no responses in {:.2} s{}",
+            report.duration_s,
+            report
+                .first_error
+                .as_deref()
+                .map_or(String::new(), |e| format!(" ({e})"))
+        )
     } else {
-        ExitCode::from(1)
-    })
+        format!("{non_2xx} responses were not 2xx and {errors} requests failed")
+    };
+    eprintln!("conlab: {why}");
+    Ok(ExitCode::from(1))
 }
 
 fn ms(us: f64) -> String {

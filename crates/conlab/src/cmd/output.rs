@@ -53,7 +53,11 @@ fn create(targets: &[(Format, String)]) -> Result<ExportManager> {
         ExportError::StdoutTwice(_) | ExportError::SameFile(_) | ExportError::EmptyPath => {
             usage(e.to_string())
         }
-        other => anyhow::Error::new(other).context("preparing the export files"),
+        // Found before anything ran: the command line names a file that cannot be written.
+        other => usage(format!(
+            "{:#}",
+            anyhow::Error::new(other).context("preparing the export files")
+        )),
     })
 }
 
@@ -73,7 +77,11 @@ pub(crate) fn is_usage(err: &anyhow::Error) -> bool {
         e.downcast_ref::<UsageError>().is_some()
             || matches!(
                 e.downcast_ref::<conlab_lecture::Error>(),
-                Some(conlab_lecture::Error::Config { .. } | conlab_lecture::Error::Workload(_))
+                Some(
+                    conlab_lecture::Error::Config { .. }
+                        | conlab_lecture::Error::Workload(_)
+                        | conlab_lecture::Error::Load(_)
+                )
             )
             || e.downcast_ref::<conlab_work::SpecError>().is_some()
             || e.downcast_ref::<conlab_http::load::UrlError>().is_some()

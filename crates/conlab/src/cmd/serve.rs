@@ -49,12 +49,12 @@ pub(crate) struct Args {
     #[arg(long)]
     reuseport: bool,
 
-    /// Close idle keep-alive connections after this many seconds.
-    #[arg(long, default_value_t = 10)]
+    /// Close idle keep-alive connections after this many seconds (1 to 86400).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     idle_timeout_s: u64,
 
-    /// Answer 408 when a request's headers take longer than this many seconds.
-    #[arg(long, default_value_t = 10)]
+    /// Answer 408 when a request's headers take longer than this many seconds (1 to 86400).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     header_timeout_s: u64,
 
     /// Once listening, print one JSON line (conlab.serve-ready/1: address, model, workers,
@@ -77,8 +77,8 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let config = ServerConfig {
         model: args.model,
         workers,
-        idle_timeout: Duration::from_secs(args.idle_timeout_s.max(1)),
-        header_timeout: Duration::from_secs(args.header_timeout_s.max(1)),
+        idle_timeout: Duration::from_secs(args.idle_timeout_s),
+        header_timeout: Duration::from_secs(args.header_timeout_s),
         reuseport: args.reuseport,
         ..ServerConfig::default()
     };
@@ -119,11 +119,21 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         server.shutdown();
         return Ok(ExitCode::SUCCESS);
     }
-    let listener = server::bind(args.bind, args.reuseport).with_context(|| {
-        format!(
-            "listening on {} (in use? try --bind 127.0.0.1:0)",
-            args.bind
-        )
+    if args.reuseport && args.model != ServerModel::Event {
+        return Err(usage(format!(
+            "--reuseport gives each event loop a listener of its own: it applies to --model \
+             event, not {}",
+            args.model
+        )));
+    }
+    let listener = server::bind(args.bind, args.reuseport).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => "in use: try another port, or 0 for a free one",
+            std::io::ErrorKind::AddrNotAvailable => "not an address of this machine",
+            std::io::ErrorKind::PermissionDenied => "ports below 1024 need root",
+            _ => "the system refused it",
+        };
+        anyhow::Error::new(e).context(format!("listening on {} ({hint})", args.bind))
     })?;
     if args.model == ServerModel::Prefork {
         return prefork(args, listener, workers, &mut signals);
@@ -156,11 +166,9 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     )?;
     let _ = signals.forever().next();
     server.shutdown();
-    // A closed stdout (the banner's reader gone) must not turn a clean stop into a panic.
-    let _ = writeln!(
-        std::io::stdout(),
-        "conlab serve: stopped after {} requests",
-        site.requests()
+    say_stopped(
+        args,
+        &format!("conlab serve: stopped after {} requests", site.requests()),
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -193,6 +201,17 @@ fn announce(args: &Args, addr: SocketAddr, workers: usize, banner: &str) -> Resu
     }
     out.flush()?;
     Ok(())
+}
+
+/// Says the server stopped: on stdout after the banner, on stderr after a ready line (stdout
+/// then holds only JSON). A closed stream (the reader gone) must not turn a clean stop into
+/// a panic.
+fn say_stopped(args: &Args, line: &str) {
+    if args.ready_json {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    } else {
+        let _ = writeln!(std::io::stdout(), "{line}");
+    }
 }
 
 /// The prefork parent: starts the worker processes, waits for a signal, stops them.
@@ -243,10 +262,12 @@ fn prefork(
     )?;
     let _ = signals.forever().next();
     children.stop();
-    let _ = writeln!(
-        std::io::stdout(),
-        "conlab serve: stopped {workers} worker processes after {} requests",
-        counters.requests.load(std::sync::atomic::Ordering::Relaxed)
+    say_stopped(
+        args,
+        &format!(
+            "conlab serve: stopped {workers} worker processes after {} requests",
+            counters.requests.load(std::sync::atomic::Ordering::Relaxed)
+        ),
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -20,7 +20,7 @@ here, and a verdict: held, DID NOT HOLD, or cannot be shown now (one core for a 
 parallelism, or other programs using the CPU while a timing was taken).
 
 Examples:
-  conlab tour                      every experiment (about 10 s on 2 cores)
+  conlab tour                      every experiment (about 8 s on 2 cores)
   conlab tour --only primes,web    the GIL and Apache vs nginx
   conlab tour --json tour.json     also write every finding as JSON (conlab.tour/2)
   conlab tour --peers              Apache httpd and nginx beside conlab's servers

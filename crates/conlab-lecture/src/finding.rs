@@ -92,7 +92,8 @@ pub struct Figure {
     pub name: String,
     /// The value, in `unit`.
     pub value: f64,
-    /// `s`, `ms`, `x`, `req/s`, `bytes`, `count`, `%`.
+    /// The unit: `s`, `ms`, `ns`, `x` (a ratio), `req/s`, `req/CPU-s`, `jobs/unit`, `units`,
+    /// `bytes`, `count`, `%`.
     pub unit: &'static str,
 }
 

@@ -120,15 +120,14 @@ impl Scale {
 
 /// Runs `op(n)` (which performs n operations) three times; the median ns per operation.
 fn median_ns(n: u64, mut op: impl FnMut(u64)) -> f64 {
-    let mut samples: Vec<f64> = (0..3)
+    let samples: Vec<f64> = (0..3)
         .map(|_| {
             let start = Instant::now();
             op(n);
             start.elapsed().as_nanos() as f64 / n as f64
         })
         .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[1]
+    conlab_measure::median(&samples)
 }
 
 fn probe(name: &str, ops: u64, per_op_ns: f64, note: impl Into<String>) -> Probe {

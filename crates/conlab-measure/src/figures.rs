@@ -1,5 +1,5 @@
 //! The derived figures every report shows, each defined once: throughput, speedup,
-//! efficiency. A report computes them through these functions, never inline, so that
+//! efficiency, and the median they are taken over. A report computes them through these functions, never inline, so that
 //! `bench`, `load`, the server comparison and the tour cannot drift apart.
 
 use std::time::Duration;
@@ -27,6 +27,23 @@ pub fn speedup(baseline_wall: Duration, wall: Duration) -> f64 {
         0.0
     } else {
         baseline_wall.as_secs_f64() / wall.as_secs_f64()
+    }
+}
+
+/// The median of some figures: the middle one, or the mean of the two middle ones for an
+/// even count (0 for none). NaNs sort last, as `f64::total_cmp` puts them.
+///
+/// ```
+/// assert_eq!(conlab_measure::median(&[3.0, 1.0, 2.0]), 2.0);
+/// assert_eq!(conlab_measure::median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+/// ```
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
     }
 }
 

@@ -21,7 +21,7 @@ pub mod report;
 pub mod usage;
 
 pub use export::{ExportError, ExportManager, Format, Tabular};
-pub use figures::{efficiency, speedup, throughput};
+pub use figures::{efficiency, median, speedup, throughput};
 pub use latency::{LatencyRecorder, Percentiles};
 pub use report::{Cell, Table};
 pub use usage::{MachineCpu, Usage};

@@ -273,6 +273,11 @@ pub fn pss_bytes(pid: u32) -> u64 {
 
 /// `(ppid, utime + stime in clock ticks)` from `/proc/PID/stat`.
 fn read_stat(pid: u32) -> Option<(u32, u64)> {
+    read_times(pid).map(|(ppid, user, system)| (ppid, user + system))
+}
+
+/// `(ppid, utime, stime)` in clock ticks from `/proc/PID/stat`.
+fn read_times(pid: u32) -> Option<(u32, u64, u64)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
     let rest = &text[text.rfind(')')? + 2..];
@@ -280,7 +285,16 @@ fn read_stat(pid: u32) -> Option<(u32, u64)> {
     let ppid = fields.get(1)?.parse().ok()?;
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((ppid, utime + stime))
+    Some((ppid, utime, stime))
+}
+
+/// The system (kernel) part of a process's CPU time so far, in clock ticks as `/proc` counts
+/// it; with [`cpu_time`], how much of a server's work was the kernel's (its TCP stack, for a
+/// server of tiny responses). Zero if it is gone.
+pub fn system_time(pid: u32) -> Duration {
+    read_times(pid).map_or(Duration::ZERO, |(_, _, system)| {
+        Duration::from_secs_f64(system as f64 / clock_ticks_per_s())
+    })
 }
 
 /// Peak RSS (`VmHWM`) of a process, in bytes.

@@ -177,12 +177,6 @@ impl Workload {
         }
     }
 
-    /// Whether a task of this workload can cross a process boundary (all built-in ones can:
-    /// they are plain data).
-    pub fn crosses_processes(&self) -> bool {
-        true
-    }
-
     /// Runs task `index` on this thread and returns its checksum.
     pub fn run(&self, index: u64) -> Result<u64, String> {
         match self {

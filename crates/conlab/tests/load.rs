@@ -72,7 +72,13 @@ fn an_open_loop_sends_at_the_rate_and_reports_both_latencies() {
     let (ok, r) = load(&["--rate", "200", "-d", "1s", "-c", "4", &url]);
     assert!(ok, "{r}");
     let requests = r["requests"].as_u64().unwrap();
-    assert_eq!(requests, site.requests());
+    // A run of -d ends at -d: a request in flight then (one per connection at most) may be
+    // answered by the server and not counted by the generator.
+    let served = site.requests();
+    assert!(
+        served >= requests && served <= requests + 4,
+        "{served} vs {requests}"
+    );
     // 200/s for 1 s: the schedule, not the server, decides how many are sent.
     assert!((150..=250).contains(&requests), "{requests}");
     let corrected = r["latency_us"]["p50"].as_u64().unwrap();

@@ -9,7 +9,7 @@ use common::{Scratch, sorted_lines, worker_program};
 use conlab_exec::processes::WorkerProgram;
 use conlab_exec::{Error, Executor, ProcessPool, RemoteTask, Task, TaskState};
 use conlab_lecture::experiments::crash::Crash;
-use conlab_work::fixtures::{AppendLine, Pid, Print};
+use conlab_work::fixtures::{AppendLine, Pid, Print, WaitFifo};
 use conlab_work::{Double, SleepMs};
 use serde::{Deserialize, Serialize};
 
@@ -189,9 +189,7 @@ fn tasks_are_marked_running_only_once_sent() {
     let pool = pool(1);
     let scratch = Scratch::new("states");
     let gate = scratch.fifo("gate");
-    let busy = pool
-        .submit(conlab_work::fixtures::WaitFifo(gate.clone()))
-        .unwrap();
+    let busy = pool.submit(WaitFifo(gate.clone())).unwrap();
     common::until_running(std::slice::from_ref(&busy));
     let behind = pool.submit(Double(1)).unwrap();
     assert_eq!(behind.state(), TaskState::Queued);
@@ -212,4 +210,39 @@ fn a_task_that_runs_conlab_does_not_turn_it_into_a_worker() {
     };
     let done = pool.submit(job).unwrap().wait().unwrap();
     assert!(done.is_ok(), "{done:?}");
+}
+
+#[test]
+fn a_worker_killed_during_shutdown_leaves_no_task_behind_it_unrun() {
+    let scratch = Scratch::new("shutdown-crash");
+    let gate = scratch.fifo("gate");
+    let pool = pool(1);
+    // Many fast tasks at once, so the window opens beyond one task in the worker's pipe.
+    let warm: Vec<_> = (0..300).map(|i| pool.submit(Double(i)).unwrap()).collect();
+    for (i, h) in warm.into_iter().enumerate() {
+        assert_eq!(h.wait(), Ok(2 * i as i64));
+    }
+    let blocked = pool.submit(WaitFifo(gate.clone())).unwrap();
+    let behind: Vec<_> = (0..5).map(|i| pool.submit(Double(i)).unwrap()).collect();
+    // All six in the worker's pipe (claimed), then the stop message taken by the supervisor.
+    common::until_running(std::slice::from_ref(&blocked));
+    common::until_running(&behind);
+    pool.shutdown(false, false);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while pool.queued() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stop was never taken"
+        );
+        std::thread::yield_now();
+    }
+    // SAFETY: `kill` has no memory-safety preconditions; the pid is the pool's worker's.
+    unsafe {
+        libc::kill(pool.worker_pids()[0] as i32, libc::SIGKILL);
+    }
+    assert!(matches!(blocked.wait(), Err(Error::WorkerCrashed { .. })));
+    for (i, h) in behind.into_iter().enumerate() {
+        assert_eq!(h.wait(), Ok(2 * i as i64), "task {i} behind the crash");
+    }
+    pool.shutdown(true, false);
 }

@@ -113,23 +113,23 @@ impl Target {
 /// A load that cannot run as asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// A count that must be at least one.
+    /// A count that must be at least one: connections, threads, pipeline, requests.
     #[error("{0} must be at least 1")]
     Zero(&'static str),
     /// Deeper pipelines than the sockets can hold.
     #[error(
-        "--pipeline {0}: at most {MAX_PIPELINE} requests in flight per connection (deeper, \
+        "a pipeline of {0}: at most {MAX_PIPELINE} requests in flight per connection (deeper, \
          both sockets' buffers fill before the first answer is read)"
     )]
     PipelineTooDeep(usize),
     /// No time to run in.
-    #[error("a run of 0 s sends nothing: give -d a duration, or -n a number of requests")]
+    #[error("a run of 0 s sends nothing: give it a duration, or a number of requests")]
     NoTime,
     /// A timeout that every response would exceed.
-    #[error("--timeout must be more than 0")]
+    #[error("the response timeout must be more than 0")]
     NoTimeout,
     /// A rate that is not one.
-    #[error("--rate must be a positive number of requests per second")]
+    #[error("the rate must be a positive number of requests per second")]
     Rate,
     /// A method that is not an HTTP token.
     #[error("`{0}` is not an HTTP method: letters, digits and !#$%&'*+-.^_`|~ only")]
@@ -138,7 +138,7 @@ pub enum ConfigError {
     #[error("bad header {0:?}: a name of letters, digits and -, and a value on one line")]
     Header(String),
     /// A header the generator writes itself.
-    #[error("-H {0}: conlab load sets the body's framing itself (use --body)")]
+    #[error("{0}: the generator sets the body's framing itself, from the body it is given")]
     Framing(String),
     /// More connections than this process may open descriptors.
     #[error(
@@ -148,7 +148,7 @@ pub enum ConfigError {
     Descriptors {
         /// Connections asked for.
         connections: usize,
-        /// The process's limit.
+        /// The most this process may open (its hard limit).
         limit: u64,
     },
 }
@@ -166,20 +166,20 @@ fn is_token(text: &str) -> bool {
 }
 
 impl LoadConfig {
-    /// Refuses a configuration that cannot run, and raises this process's descriptor limit
-    /// to what the connections need when the hard limit allows.
+    /// Refuses a configuration that cannot run (it changes nothing: [`run`] raises the
+    /// descriptor limit to what the connections need).
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (what, n) in [
-            ("-c", self.connections),
-            ("-t", self.threads),
-            ("--pipeline", self.pipeline),
+            ("connections", self.connections),
+            ("threads", self.threads),
+            ("the pipeline", self.pipeline),
         ] {
             if n == 0 {
                 return Err(ConfigError::Zero(what));
             }
         }
         if self.requests == Some(0) {
-            return Err(ConfigError::Zero("-n"));
+            return Err(ConfigError::Zero("the number of requests"));
         }
         if self.pipeline > MAX_PIPELINE {
             return Err(ConfigError::PipelineTooDeep(self.pipeline));
@@ -208,7 +208,7 @@ impl LoadConfig {
         }) {
             return Err(ConfigError::Framing(k.clone()));
         }
-        let limit = raise_descriptor_limit(self.connections as u64 + 64);
+        let limit = descriptor_limits().1;
         if (self.connections as u64) + 64 > limit {
             return Err(ConfigError::Descriptors {
                 connections: self.connections,
@@ -219,30 +219,35 @@ impl LoadConfig {
     }
 }
 
-/// Raises this process's soft limit on open descriptors towards `wanted` (as far as the
-/// hard limit allows) and returns the limit now in force.
-fn raise_descriptor_limit(wanted: u64) -> u64 {
+/// This process's soft and hard limits on open descriptors (unlimited where unknown).
+fn descriptor_limits() -> (u64, u64) {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: `getrlimit` and `setrlimit` read and write the one struct we own.
-    // Exercised by `a_load_needs_a_descriptor_per_connection`.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return u64::MAX;
-        }
-        if limit.rlim_cur < wanted {
-            let raised = libc::rlimit {
-                rlim_cur: wanted.min(limit.rlim_max),
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit = raised;
-            }
-        }
+    // SAFETY: `getrlimit` writes the one struct we own. Exercised by
+    // `a_load_needs_a_descriptor_per_connection`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return (u64::MAX, u64::MAX);
     }
-    limit.rlim_cur
+    (limit.rlim_cur, limit.rlim_max)
+}
+
+/// Raises this process's soft limit on open descriptors towards `wanted`, as far as the hard
+/// limit allows (a connection is a descriptor; the default soft limit is often 1024).
+fn raise_descriptor_limit(wanted: u64) {
+    let (soft, hard) = descriptor_limits();
+    if soft >= wanted {
+        return;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: wanted.min(hard),
+        rlim_max: hard,
+    };
+    // SAFETY: `setrlimit` reads the one struct we own.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_NOFILE, &raised);
+    }
 }
 
 /// How to load a server.
@@ -398,6 +403,7 @@ fn serialise(config: &LoadConfig) -> Vec<u8> {
 
 /// Runs the load; `on_start` gets a progress handle once the threads are running.
 pub fn run(config: LoadConfig, on_start: impl FnOnce(Progress)) -> LoadResult {
+    raise_descriptor_limit(config.connections as u64 + 64);
     let threads = config.threads.clamp(1, config.connections.max(1));
     let request = serialise(&config);
     let shared = Arc::new(Shared {
@@ -759,21 +765,21 @@ mod tests {
                     connections: 0,
                     ..config()
                 },
-                "-c must be",
+                "connections must be",
             ),
             (
                 LoadConfig {
                     requests: Some(0),
                     ..config()
                 },
-                "-n must be",
+                "number of requests must be",
             ),
             (
                 LoadConfig {
                     pipeline: 100_000,
                     ..config()
                 },
-                "--pipeline 100000",
+                "a pipeline of 100000",
             ),
             (
                 LoadConfig {
@@ -787,14 +793,14 @@ mod tests {
                     timeout: Duration::ZERO,
                     ..config()
                 },
-                "--timeout",
+                "timeout must be",
             ),
             (
                 LoadConfig {
                     rate: Some(f64::NAN),
                     ..config()
                 },
-                "--rate",
+                "rate must be",
             ),
             (
                 LoadConfig {
@@ -839,6 +845,7 @@ mod tests {
         .validate()
         .unwrap_err();
         assert!(matches!(e, ConfigError::Descriptors { .. }), "{e}");
-        assert!(raise_descriptor_limit(64) >= 64);
+        raise_descriptor_limit(64);
+        assert!(descriptor_limits().0 >= 64);
     }
 }

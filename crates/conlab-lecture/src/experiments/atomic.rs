@@ -227,6 +227,15 @@ fn count<C: Counter>(window: Duration, counter: Arc<C>, increment: fn(u64, &C)) 
     std::thread::sleep(window);
     stop.store(true, Ordering::Relaxed);
     let spans: Vec<Span> = threads.into_iter().filter_map(|t| t.join().ok()).collect();
+    if spans.len() < THREADS {
+        // A thread that panicked took its count with it: nothing can be said of the counter.
+        return Count {
+            attempts: 0,
+            lost: 0,
+            overlap: 0.0,
+            together: Duration::ZERO,
+        };
+    }
     let attempts: u64 = spans.iter().map(|s| s.attempts).sum();
     let (first_start, last_start) = bounds(spans.iter().map(|s| s.started));
     let (first_end, last_end) = bounds(spans.iter().map(|s| s.ended));

@@ -45,7 +45,8 @@ pub struct Costs {
 }
 
 fn measure(context: &Context<'_>) -> Result<Outcome, Error> {
-    let report = ProbeReport::measure(context.budget.pick(Scale::QUICK, Scale::TINY));
+    let scale = context.budget.pick(Scale::QUICK, Scale::TINY);
+    let report = ProbeReport::measure(scale);
     let ns = |name| report.ns(name).unwrap_or(f64::NAN);
     let costs = Costs {
         thread_spawn_ns: ns("thread spawn+join"),
@@ -55,20 +56,24 @@ fn measure(context: &Context<'_>) -> Result<Outcome, Error> {
         async_switch_ns: ns("context switch, async tasks"),
     };
     let us = |v: f64| v / 1e3;
-    let bar = |name: &'static str, x: f64, y: f64| Series {
+    // One bar per primitive, spawns and switches on one axis of microseconds.
+    let bar = |name: &'static str, y: f64| Series {
         name: name.into(),
         x: Axis {
-            label: "primitive (0 thread, 1 process, 2 async task)",
+            label: "primitive",
             unit: "",
         },
         y: Axis {
-            label: name,
+            label: "cost",
             unit: "us",
         },
-        points: vec![[x, us(y)]],
+        points: vec![[0.0, us(y)]],
     };
     Ok(Outcome {
-        setup: "conlab probe's spawn and switch probes, a tenth of their repetitions".into(),
+        setup: format!(
+            "conlab probe's spawn and switch probes, {:.0}% of their repetitions",
+            scale.scale * 100.0
+        ),
         details: vec![
             format!(
                 "spawn: thread {:.1} us, process {:.1} us",
@@ -95,11 +100,11 @@ fn measure(context: &Context<'_>) -> Result<Outcome, Error> {
             Figure::new("async_switch_ns", costs.async_switch_ns, "ns"),
         ],
         series: vec![
-            bar("spawn", 0.0, costs.thread_spawn_ns),
-            bar("spawn", 1.0, costs.process_spawn_ns),
-            bar("switch", 0.0, costs.thread_switch_ns),
-            bar("switch", 1.0, costs.process_switch_ns),
-            bar("switch", 2.0, costs.async_switch_ns),
+            bar("thread spawn", costs.thread_spawn_ns),
+            bar("process spawn", costs.process_spawn_ns),
+            bar("thread switch", costs.thread_switch_ns),
+            bar("process switch", costs.process_switch_ns),
+            bar("async task switch", costs.async_switch_ns),
         ],
         verdict: judge(&costs),
     })

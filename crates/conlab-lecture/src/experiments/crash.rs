@@ -2,7 +2,7 @@
 //! task with it. The pool fails it with the worker's cause of death, starts a replacement,
 //! and every other task still gets its answer (the lecture's `doubler`).
 
-use conlab_exec::{Error as ExecError, Executor, ProcessPool, RemoteTask, Task, TaskHandle};
+use conlab_exec::{Error as ExecError, Executor, ProcessPool, RemoteTask, Task};
 use conlab_work::Double;
 use serde::{Deserialize, Serialize};
 
@@ -50,8 +50,8 @@ impl RemoteTask for Crash {
 pub struct Aftermath {
     /// The killed task's error, if it failed as a crash.
     pub crash: Option<String>,
-    /// The other tasks' answers, in submission order.
-    pub others: Vec<i64>,
+    /// The other tasks' answers (or errors), in submission order.
+    pub others: Vec<Result<i64, String>>,
     /// Workers that died mid-task.
     pub crashes: u64,
     /// Worker processes started, replacements included.
@@ -77,11 +77,11 @@ fn measure(context: &Context<'_>) -> Result<Outcome, Error> {
         Err(e @ ExecError::WorkerCrashed { .. }) => Some(e.to_string()),
         _ => None,
     };
-    let others: Vec<i64> = before
+    let others: Vec<Result<i64, String>> = before
         .into_iter()
         .chain(after)
-        .map(TaskHandle::wait)
-        .collect::<Result<_, _>>()?;
+        .map(|h| h.wait().map_err(|e| e.to_string()))
+        .collect();
     let aftermath = Aftermath {
         crash,
         others,
@@ -89,7 +89,15 @@ fn measure(context: &Context<'_>) -> Result<Outcome, Error> {
         spawned: pool.spawned(),
     };
     let mut details: Vec<String> = aftermath.crash.iter().cloned().collect();
-    details.push(format!("the other tasks: {:?}", aftermath.others));
+    let answers: Vec<String> = aftermath
+        .others
+        .iter()
+        .map(|r| match r {
+            Ok(n) => n.to_string(),
+            Err(e) => format!("error ({e})"),
+        })
+        .collect();
+    details.push(format!("the other tasks: [{}]", answers.join(", ")));
     Ok(Outcome {
         setup: format!(
             "{} doublers and one task that SIGKILLs its worker, on {} worker processes",
@@ -99,12 +107,13 @@ fn measure(context: &Context<'_>) -> Result<Outcome, Error> {
         details,
         measured: format!(
             "{} task failed, {} succeeded, {} worker processes started in all",
-            u8::from(aftermath.crash.is_some()),
-            aftermath.others.len(),
+            u8::from(aftermath.crash.is_some()) as usize
+                + aftermath.others.iter().filter(|r| r.is_err()).count(),
+            succeeded(&aftermath),
             aftermath.spawned
         ),
         figures: vec![
-            Figure::new("succeeded", aftermath.others.len() as f64, "count"),
+            Figure::new("succeeded", succeeded(&aftermath) as f64, "count"),
             Figure::new("crashes", aftermath.crashes as f64, "count"),
             Figure::new("spawned", aftermath.spawned as f64, "count"),
         ],
@@ -120,17 +129,23 @@ fn measure(context: &Context<'_>) -> Result<Outcome, Error> {
             },
             points: vec![
                 [0.0, f64::from(u8::from(aftermath.crash.is_some()))],
-                [1.0, aftermath.others.len() as f64],
+                [1.0, succeeded(&aftermath) as f64],
             ],
         }],
         verdict: judge(&aftermath),
     })
 }
 
+/// The other tasks that got an answer.
+fn succeeded(a: &Aftermath) -> usize {
+    a.others.iter().filter(|r| r.is_ok()).count()
+}
+
 /// Held when the killed task failed as a crash, exactly one worker died, and every other task
 /// got its doubled answer.
 pub fn judge(a: &Aftermath) -> Verdict {
-    let expected: Vec<i64> = BEFORE.iter().chain(&AFTER).map(|n| n * 2).collect();
+    let expected: Vec<Result<i64, String>> =
+        BEFORE.iter().chain(&AFTER).map(|n| Ok(n * 2)).collect();
     match (&a.crash, a.crashes) {
         (Some(_), 1) if a.others == expected => Verdict::held(format!(
             "only the killed task failed; the other {} answered, and the pool replaced its \
@@ -152,7 +167,7 @@ mod tests {
     fn aftermath(others: Vec<i64>, crashes: u64) -> Aftermath {
         Aftermath {
             crash: Some("worker process 9 died".into()),
-            others,
+            others: others.into_iter().map(Ok).collect(),
             crashes,
             spawned: 3,
         }
@@ -163,6 +178,9 @@ mod tests {
         assert!(judge(&aftermath(vec![10, 20, 30, 40, 50, 60, 70], 1)).is_held());
         assert!(!judge(&aftermath(vec![10, 20, 30, 40, 50, 60], 1)).is_held());
         assert!(!judge(&aftermath(vec![10, 20, 30, 40, 50, 60, 70], 2)).is_held());
+        let mut lost = aftermath(vec![10, 20, 30, 40, 50, 60, 70], 1);
+        lost.others[2] = Err("worker process 9 died".into());
+        assert!(!judge(&lost).is_held());
         let silent = Aftermath {
             crash: None,
             ..aftermath(vec![10, 20, 30, 40, 50, 60, 70], 0)

@@ -1,6 +1,8 @@
 //! The other half of the GIL story: a thread that sleeps or waits on I/O releases the GIL,
 //! so threads still speed up waiting, even under CPython's lock.
 
+use std::time::Duration;
+
 use conlab_exec::Model;
 use conlab_work::Workload;
 
@@ -91,11 +93,10 @@ fn measure(context: &Context<'_>) -> Result<Outcome, Error> {
 /// Held when the threads under the GIL beat serial by more than [`MIN_SPEEDUP`] with no
 /// failed task.
 pub fn judge(w: &Waits) -> Verdict {
-    let speedup = if w.gil_threads_s > 0.0 {
-        w.serial_s / w.gil_threads_s
-    } else {
-        0.0
-    };
+    let speedup = conlab_measure::speedup(
+        Duration::from_secs_f64(w.serial_s),
+        Duration::from_secs_f64(w.gil_threads_s),
+    );
     if w.errors > 0 {
         Verdict::not_held(format!("{} sleeps failed", w.errors))
     } else if speedup > MIN_SPEEDUP {

@@ -22,7 +22,7 @@ pub mod web;
 use std::fmt;
 
 use crate::Error;
-use crate::finding::{Claim, Finding, Outcome};
+use crate::finding::{Claim, Finding, Outcome, Verdict};
 use crate::machine::{LoadLimit, Sampler};
 use crate::servers::Launcher;
 
@@ -30,7 +30,7 @@ use crate::servers::Launcher;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Budget {
-    /// The tour as it is meant to run: big enough for every verdict (about 10 s on 2 cores).
+    /// The tour as it is meant to run: big enough for every verdict (about 8 s on 2 cores).
     Full,
     /// The smallest runs that still exercise every experiment end to end (tests, a first
     /// look); figures are noisier.
@@ -51,7 +51,7 @@ impl Budget {
 pub struct Context<'a> {
     /// Workers for each pool (the lecture uses 2).
     pub workers: usize,
-    /// Cores of this machine.
+    /// Cores this process may use (its CPU affinity, as `taskset` sets it).
     pub cores: usize,
     /// How much work to do.
     pub budget: Budget,
@@ -92,6 +92,12 @@ impl Experiment {
     pub fn run(&self, context: &Context<'_>) -> Result<Finding, Error> {
         let sampler = Sampler::start();
         let mut outcome = (self.measure)(context)?;
+        // A figure a probe could not measure is left out, not written as NaN (JSON's null).
+        outcome.figures.retain(|f| f.value.is_finite());
+        for series in &mut outcome.series {
+            series.points.retain(|p| p.iter().all(|v| v.is_finite()));
+        }
+        outcome.series.retain(|s| !s.points.is_empty());
         let wall_s = sampler.elapsed_s();
         let machine = sampler.finish();
         outcome.verdict = self.load_limit.judged(outcome.verdict, machine.as_ref());
@@ -104,6 +110,39 @@ impl Experiment {
             wall_s,
         })
     }
+
+    /// The finding of an experiment that could not run at all (a pool or a server that did
+    /// not start): no figures, and a verdict that says why.
+    pub fn could_not_run(&self, error: &Error) -> Finding {
+        let why = error_chain(error);
+        Finding {
+            name: self.name,
+            title: self.title,
+            claim: self.claim,
+            outcome: Outcome {
+                setup: "did not run".into(),
+                details: Vec::new(),
+                measured: "nothing".into(),
+                figures: Vec::new(),
+                series: Vec::new(),
+                verdict: Verdict::cannot_show(format!("the experiment could not run: {why}")),
+            },
+            machine: None,
+            wall_s: 0.0,
+        }
+    }
+}
+
+/// An error and its causes, `: `-separated, as a user reads them.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }
 
 /// Every experiment, in the lecture's order.

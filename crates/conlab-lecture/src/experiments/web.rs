@@ -110,7 +110,7 @@ fn measure(context: &Context<'_>) -> Result<Outcome, Error> {
             }
         }
     }
-    let rounds = servers::alternate(
+    let (rounds, left_out) = servers::alternate(
         context.servers,
         &contenders,
         s.connections,
@@ -118,7 +118,9 @@ fn measure(context: &Context<'_>) -> Result<Outcome, Error> {
         s.rounds,
         "/hello",
     )?;
-    let rows: Vec<Measurement> = (0..contenders.len())
+    missing.extend(left_out.iter().map(|e| format!("{e}: its row is left out")));
+    let started = rounds.first().map_or(0, Vec::len);
+    let rows: Vec<Measurement> = (0..started)
         .filter_map(|i| {
             let runs: Vec<Measurement> = rounds.iter().map(|round| round[i].clone()).collect();
             Measurement::combine(&runs)
@@ -247,9 +249,7 @@ fn round_ratio(
     under: &str,
     figure: fn(&Measurement) -> f64,
 ) -> f64 {
-    let mut ratios = round_ratios(rounds, over, under, figure);
-    ratios.sort_by(f64::total_cmp);
-    ratios.get(ratios.len() / 2).copied().unwrap_or(0.0)
+    conlab_measure::median(&round_ratios(rounds, over, under, figure))
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -320,7 +320,7 @@ pub fn judge(rounds: &[Vec<Measurement>]) -> Verdict {
     if failed > 0 {
         return Verdict::not_held(format!("{failed} answers were not 2xx"));
     }
-    let mut ratios = round_ratios(rounds, event_name, prefork_name, |r| r.requests_per_cpu_s);
+    let ratios = round_ratios(rounds, event_name, prefork_name, |r| r.requests_per_cpu_s);
     let (Some(event), Some(prefork)) = (
         Measurement::combine(&pairs.iter().map(|(e, _)| e.clone()).collect::<Vec<_>>()),
         Measurement::combine(&pairs.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>()),
@@ -328,8 +328,7 @@ pub fn judge(rounds: &[Vec<Measurement>]) -> Verdict {
         return Verdict::not_held("no round ran both servers");
     };
     let by_round: Vec<f64> = ratios.iter().map(|r| (r * 10.0).round() / 10.0).collect();
-    ratios.sort_by(f64::total_cmp);
-    let per_cpu = ratios[ratios.len() / 2];
+    let per_cpu = conlab_measure::median(&ratios);
     let memory = ratio(
         event.server_pss_bytes as f64,
         prefork.server_pss_bytes as f64,
@@ -350,12 +349,21 @@ pub fn judge(rounds: &[Vec<Measurement>]) -> Verdict {
     if ratios.iter().all(|&r| r >= MIN_RATIO) {
         Verdict::held(format!("{compared}: {edge}"))
     } else if ratios.iter().all(|&r| r < MIN_RATIO) {
-        Verdict::not_held(format!(
-            "{compared}: {edge}. What the event loop saves is the process wake-up and switch \
-             of every request; the kernel's TCP work, which every design pays alike, is most \
-             of the cost of a request for /hello here, so the edge is smaller than the \
-             lecture's"
-        ))
+        // Why, from this run: the kernel's share of each server's CPU.
+        let kernel = (event.server_system_share + prefork.server_system_share) / 2.0;
+        let why = if kernel >= 0.5 {
+            format!(
+                ". The kernel's part of the servers' CPU was {:.0}% (event) and {:.0}% \
+                 (prefork): its TCP work, the same whatever the design, is most of the cost of \
+                 a request for /hello, and the event loop saves only the rest, the process \
+                 wake-up and switch of every request",
+                event.server_system_share * 100.0,
+                prefork.server_system_share * 100.0
+            )
+        } else {
+            String::new()
+        };
+        Verdict::not_held(format!("{compared}: {edge}{why}"))
     } else {
         Verdict::cannot_show(format!(
             "{compared}: the ratio straddled the bar from round to round, so the machine's \
@@ -383,6 +391,7 @@ mod tests {
             server_cpu_s: 0.8,
             server_cpu_percent: 80.0,
             requests_per_cpu_s: per_cpu,
+            server_system_share: 0.8,
             server_pss_bytes: pss_mib << 20,
             processes: 1,
         }

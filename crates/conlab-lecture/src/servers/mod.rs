@@ -20,7 +20,7 @@ use conlab_http::ServerModel;
 use conlab_http::load::{self, LoadConfig, Target};
 use conlab_measure::Tabular;
 use conlab_measure::report::{self, Cell, Column, Table, Tone};
-use conlab_measure::usage::{cpu_time, process_tree, pss_bytes};
+use conlab_measure::usage::{cpu_time, process_tree, pss_bytes, system_time};
 use serde::Serialize;
 
 use crate::Error;
@@ -175,8 +175,18 @@ fn start_conlab(mut command: Command, name: &str) -> Result<RunningServer, Error
             let mut reader = BufReader::new(out);
             let _ = reader.read_line(&mut line);
             let _ = tx.send(line);
-            // Keep reading, so the server never blocks on a full stdout pipe (its stop line).
+            // Keep reading, so the server never blocks on a full stdout pipe.
             let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        }
+    });
+    // Its stderr is read for as long as it lives (a closed pipe would make its next message
+    // fail), keeping the last line to say why it did not start.
+    let (said_tx, said) = crossbeam_channel::unbounded::<String>();
+    std::thread::spawn(move || {
+        if let Some(err) = err {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = said_tx.send(line);
+            }
         }
     });
     let line = rx.recv_timeout(READY_TIMEOUT).unwrap_or_default();
@@ -191,13 +201,18 @@ fn start_conlab(mut command: Command, name: &str) -> Result<RunningServer, Error
     }
     let _ = child.kill();
     let _ = child.wait();
-    let mut stderr = String::new();
-    if let Some(mut err) = err {
-        let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
-    }
-    let said = stderr.lines().last().unwrap_or("").trim().to_string();
+    let last = said
+        .recv_timeout(Duration::from_secs(1))
+        .ok()
+        .into_iter()
+        .chain(said.try_iter())
+        .last()
+        .unwrap_or_default();
     Err(fail(if line.is_empty() {
-        format!("it did not say it was listening within {READY_TIMEOUT:?} ({said})")
+        format!(
+            "it did not say it was listening within {READY_TIMEOUT:?} ({})",
+            last.trim()
+        )
     } else {
         format!("it printed {line:?} instead of its ready line")
     }))
@@ -235,6 +250,8 @@ pub struct Measurement {
     /// Responses per server CPU-second: the architecture's cost per request, whatever the
     /// generator (which shares the cores) managed to send.
     pub requests_per_cpu_s: f64,
+    /// The kernel's share of the server's CPU time (system time over all), 0 to 1.
+    pub server_system_share: f64,
     /// Proportional set size of the server's tree at the end of the cell.
     pub server_pss_bytes: u64,
     /// Processes in the server's tree.
@@ -293,7 +310,10 @@ pub fn measure(
 ) -> Result<Measurement, Error> {
     let config = load_config(server.addr, connections, duration, path)?;
     let tree_cpu = |pid: u32| -> Duration { process_tree(pid).into_iter().map(cpu_time).sum() };
+    let tree_system =
+        |pid: u32| -> Duration { process_tree(pid).into_iter().map(system_time).sum() };
     let cpu_before = tree_cpu(server.pid());
+    let system_before = tree_system(server.pid());
     let result = load::run(config, |_| ());
     let pids = process_tree(server.pid());
     let cpu = pids
@@ -302,6 +322,7 @@ pub fn measure(
         .map(cpu_time)
         .sum::<Duration>()
         .saturating_sub(cpu_before);
+    let system = tree_system(server.pid()).saturating_sub(system_before);
     let p = result.latency.percentiles();
     Ok(Measurement {
         server: server.name.clone(),
@@ -317,6 +338,11 @@ pub fn measure(
         server_cpu_s: cpu.as_secs_f64(),
         server_cpu_percent: conlab_measure::usage::cpu_percent(cpu, result.duration, 1),
         requests_per_cpu_s: conlab_measure::throughput(result.requests, cpu),
+        server_system_share: if cpu.is_zero() {
+            0.0
+        } else {
+            (system.as_secs_f64() / cpu.as_secs_f64()).min(1.0)
+        },
         server_pss_bytes: pids.iter().copied().map(pss_bytes).sum(),
         processes: pids.len(),
     })
@@ -342,7 +368,9 @@ pub fn compare(
 
 /// Starts every contender first, then loads them in turn, `rounds` times over: each round
 /// measures every server once, one after the other, so that a machine whose speed drifts
-/// moves the servers of a round alike. One `Vec` per round, in `contenders`' order.
+/// moves the servers of a round alike. One `Vec` per round, in the order of the servers that
+/// started; a peer (nginx, Apache) that could not start is left out and listed with why, a
+/// conlab model that could not start is an error.
 pub fn alternate(
     launcher: &dyn Launcher,
     contenders: &[Contender],
@@ -350,19 +378,25 @@ pub fn alternate(
     window: Duration,
     rounds: usize,
     path: &str,
-) -> Result<Vec<Vec<Measurement>>, Error> {
-    let servers: Vec<RunningServer> = contenders
-        .iter()
-        .map(|&c| launcher.start(c))
-        .collect::<Result<_, _>>()?;
-    (0..rounds)
+) -> Result<(Vec<Vec<Measurement>>, Vec<Error>), Error> {
+    let mut servers = Vec::new();
+    let mut left_out = Vec::new();
+    for &contender in contenders {
+        match launcher.start(contender) {
+            Ok(server) => servers.push(server),
+            Err(e) if !matches!(contender, Contender::Conlab { .. }) => left_out.push(e),
+            Err(e) => return Err(e),
+        }
+    }
+    let measured = (0..rounds)
         .map(|_| {
             servers
                 .iter()
                 .map(|server| measure(server, connections, window, path))
-                .collect()
+                .collect::<Result<Vec<_>, _>>()
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((measured, left_out))
 }
 
 impl Measurement {
@@ -371,9 +405,7 @@ impl Measurement {
     pub fn combine(runs: &[Measurement]) -> Option<Measurement> {
         let last = runs.last()?;
         let median = |f: fn(&Measurement) -> f64| {
-            let mut values: Vec<f64> = runs.iter().map(f).collect();
-            values.sort_by(f64::total_cmp);
-            values[values.len() / 2]
+            conlab_measure::median(&runs.iter().map(f).collect::<Vec<_>>())
         };
         Some(Measurement {
             server: last.server.clone(),
@@ -389,6 +421,7 @@ impl Measurement {
             server_cpu_s: median(|r| r.server_cpu_s),
             server_cpu_percent: median(|r| r.server_cpu_percent),
             requests_per_cpu_s: median(|r| r.requests_per_cpu_s),
+            server_system_share: median(|r| r.server_system_share),
             server_pss_bytes: last.server_pss_bytes,
             processes: last.processes,
         })

@@ -156,7 +156,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         runs: args.runs.unwrap_or(3),
         worker_program: None,
     };
-    config.validate()?;
+    config.validate().map_err(|e| usage(e.to_string()))?;
     let exports = args.export.open()?;
     let bar = progress_bar(config.total_tasks());
     let report = bench::run(&config, |p| {
@@ -237,7 +237,7 @@ fn http(args: &Args) -> Result<ExitCode> {
         .into_iter()
         .map(|c| c as usize)
         .collect();
-    servers::check(&levels, duration, &path)?;
+    servers::check(&levels, duration, &path).map_err(|e| usage(e.to_string()))?;
     let exports = args.export.open()?;
     let launcher = serve_launcher()?;
     let contenders: Vec<Contender> = servers

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use conlab_http::load::{self, LoadConfig, LoadReport, Target};
+use conlab_http::load::{self, ConfigError, LoadConfig, LoadReport, Target};
 
 use super::output::{duration, json_only, usage};
 
@@ -99,7 +99,9 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         headers,
         body: args.body.clone().map(String::into_bytes),
     };
-    config.validate().map_err(|e| usage(e.to_string()))?;
+    config
+        .validate()
+        .map_err(|e| usage(format!("{}: {e}", flag(&e))))?;
     let exports = json_only(args.json.as_ref())?;
     let text = !exports.uses_stdout();
     if text {
@@ -134,7 +136,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
                     eprint!(
                         "\r\x1b[K  {:>6.1}s  {done} responses  {:.0} req/s now",
                         now.duration_since(started).as_secs_f64(),
-                        (done - last) as f64 / now.duration_since(last_at).as_secs_f64()
+                        conlab_measure::throughput(done - last, now.duration_since(last_at))
                     );
                     (last, last_at) = (done, now);
                 }
@@ -169,6 +171,21 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     };
     eprintln!("conlab: {why}");
     Ok(ExitCode::from(1))
+}
+
+/// The flag a load setting comes from, to name it in the error.
+fn flag(e: &ConfigError) -> &'static str {
+    match e {
+        ConfigError::Zero("connections") | ConfigError::Descriptors { .. } => "-c",
+        ConfigError::Zero("threads") => "-t",
+        ConfigError::Zero("the number of requests") => "-n",
+        ConfigError::Zero(_) | ConfigError::PipelineTooDeep(_) => "--pipeline",
+        ConfigError::NoTime => "-d",
+        ConfigError::NoTimeout => "--timeout",
+        ConfigError::Rate => "--rate",
+        ConfigError::Method(_) => "-m",
+        ConfigError::Header(_) | ConfigError::Framing(_) => "-H",
+    }
 }
 
 fn ms(us: f64) -> String {

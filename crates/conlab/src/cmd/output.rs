@@ -71,17 +71,15 @@ pub(crate) fn usage(message: impl Into<String>) -> anyhow::Error {
     UsageError(message.into()).into()
 }
 
-/// Whether `err` is the command line's fault (exit 2) rather than the run's (exit 1).
+/// Whether `err` is the command line's fault (exit 2) rather than the run's (exit 1). A
+/// command whose library checks its settings turns those errors into a [`UsageError`] itself
+/// (a setting the tour chose is not the user's mistake).
 pub(crate) fn is_usage(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         e.downcast_ref::<UsageError>().is_some()
             || matches!(
                 e.downcast_ref::<conlab_lecture::Error>(),
-                Some(
-                    conlab_lecture::Error::Config { .. }
-                        | conlab_lecture::Error::Workload(_)
-                        | conlab_lecture::Error::Load(_)
-                )
+                Some(conlab_lecture::Error::Workload(_))
             )
             || e.downcast_ref::<conlab_work::SpecError>().is_some()
             || e.downcast_ref::<conlab_http::load::UrlError>().is_some()

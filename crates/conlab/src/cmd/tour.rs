@@ -86,13 +86,16 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         )?;
     }
     let mut report = TourReport::new(cores, workers, budget);
+    let mut failed = Vec::new();
     for experiment in EXPERIMENTS
         .iter()
         .filter(|e| args.only.is_empty() || args.only.iter().any(|o| o == e.name))
     {
-        let finding = experiment
-            .run(&context)
-            .with_context(|| format!("the {} experiment", experiment.name))?;
+        // One experiment that cannot run is reported as such; the others still run.
+        let finding = experiment.run(&context).unwrap_or_else(|e| {
+            failed.push(experiment.name);
+            experiment.could_not_run(&e)
+        });
         if text {
             print_finding(out, &finding)?;
         }
@@ -102,6 +105,10 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         writeln!(out, "{}", report.summary())?;
     }
     exports.write(&report).context("writing the tour's JSON")?;
+    if !failed.is_empty() {
+        eprintln!("conlab: could not run {}", failed.join(", "));
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -98,6 +98,12 @@ impl ProcessPool {
         self.shared.spawned.load(Ordering::Relaxed)
     }
 
+    /// Messages waiting in the shared queue: tasks no supervisor has taken yet, and after
+    /// `shutdown` the supervisors' stop messages.
+    pub fn queued(&self) -> usize {
+        self.shared.receiver.len()
+    }
+
     fn queue(&self, pending: Pending, block: bool) -> Result<(), Pending> {
         let outgoing = Outgoing::Task(pending);
         let refused = if block {

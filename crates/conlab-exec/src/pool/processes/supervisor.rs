@@ -209,7 +209,10 @@ impl Supervisor {
             };
             let in_flight = lock(&self.in_flight).len();
             let window = self.window();
-            if stopping || w.sent >= max {
+            // Tasks a crash left to re-send are still this supervisor's to run, stopping or
+            // not: shutdown runs what was queued.
+            let retire = (stopping && self.resend.is_empty()) || w.sent >= max;
+            if retire {
                 if in_flight > 0 {
                     self.credit_wanted.store(true, Ordering::Release);
                     if lock(&self.in_flight).is_empty() {
@@ -250,6 +253,11 @@ impl Supervisor {
                 };
                 taken += self.send(w, p, &mut buf);
             }
+            if taken == 0 && buf.is_empty() && stopping {
+                // Only re-sends were left, and they were cancelled meanwhile: nothing to send,
+                // and the queue is no longer ours to read (its next Stop is another's).
+                continue;
+            }
             if taken == 0 && buf.is_empty() {
                 select! {
                     recv(self.shared.receiver) -> msg => match msg {
@@ -266,7 +274,7 @@ impl Supervisor {
                     }
                 }
             }
-            while taken < room {
+            while taken < room && !stopping {
                 match self.shared.receiver.try_recv() {
                     Ok(Outgoing::Task(p)) => taken += self.send(w, p, &mut buf),
                     Ok(Outgoing::Stop) => {

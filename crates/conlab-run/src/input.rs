@@ -1,25 +1,41 @@
-//! Where a job's arguments come from: `::: a b c`, `:::: FILE`, linked sources (`:::+`,
-//! `::::+`), standard input when no source is given, NUL-separated input (`-0`) and columns
-//! (`--colsep REGEX`).
+//! Where a job's arguments come from, read as GNU parallel reads them (its 20221122 source is
+//! the reference): `::: a b c`, `:::: FILE`, linked sources (`:::+`, `::::+`, `--link`),
+//! standard input when no source is given; records end with the delimiter (newline, `-0`,
+//! `-d`), the CR of a CR-LF line is kept (GNU warns and so do we), `-E` ends a source, `-r`
+//! skips blank records, `--colsep` splits records into columns and `--trim` trims them.
+//! Values are bytes: a file name that is not UTF-8 reaches the job unchanged.
 //!
-//! Several sources give the cross product, the first one varying slowest (`::: a b ::: 1 2`
-//! gives `a 1`, `a 2`, `b 1`, `b 2`); a linked source pairs up with the one before it instead
-//! (`::: a b :::+ 1 2` gives `a 1`, `b 2`, stopping at the shorter). The first group is
-//! streamed, so a million lines on standard input are never held in memory; the other groups
-//! are read up front (a product needs them again and again).
+//! GNU's rules that are easy to get wrong, all kept here:
+//! - `:::` values are records too: GNU writes them to a file with the delimiter after each
+//!   and reads them back, so a value holding the delimiter becomes several values, and `-E`
+//!   and `-r` apply to them.
+//! - Several sources give the cross product, the first varying slowest; a source linked with
+//!   `:::+` pairs with the one before it (stopping at the shorter); `--link` pairs every
+//!   source, recycling the shorter ones up to the longest.
+//! - A source with no value at all counts as one empty value, unless every source is empty
+//!   (then there are no jobs); a `:::` that is the very last word is ignored.
+//!
+//! The first group of sources is streamed, so a million lines on standard input are never
+//! held in memory; the others are read up front (a product needs them again and again).
 
+use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Cursor};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use regex::Regex;
+use regex::bytes::Regex;
+
+use crate::template::Value;
 
 /// One input source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     /// `::: a b c`.
-    Args(Vec<String>),
-    /// `:::: FILE`, one value per line (`-` is standard input).
+    Args(Vec<Value>),
+    /// `:::: FILE`, one value per record (`-` is standard input).
     File(PathBuf),
 }
 
@@ -32,13 +48,53 @@ pub struct SourceSpec {
     pub linked: bool,
 }
 
+/// `--trim`: which ends of each value lose their white space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Trim {
+    /// `n`: none (the default).
+    #[default]
+    None,
+    /// `l`.
+    Left,
+    /// `r`.
+    Right,
+    /// `lr` or `rl`.
+    Both,
+}
+
+/// A warning about the input, for the user (the caller decides where it goes).
+pub type Warn = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// How values are read.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct InputOptions {
-    /// Values end with NUL instead of newline (`-0`, for `find -print0`).
-    pub null: bool,
-    /// Split each value into columns (`{1}`, `{2}`, ...).
+    /// The record delimiter: `None` is newline; `-0` is NUL; `-d` sets any string.
+    pub delimiter: Option<Vec<u8>>,
+    /// Split each record into columns (`{1}`, `{2}`, ...).
     pub colsep: Option<Regex>,
+    /// `-E`: a record equal to this ends its source.
+    pub eof: Option<Vec<u8>>,
+    /// `-r`: skip records that are only white space.
+    pub skip_blank: bool,
+    /// `--trim`.
+    pub trim: Trim,
+    /// `--link`: pair every source, recycling shorter ones.
+    pub link: bool,
+    /// Receives GNU's warnings (the first three records end in CR-LF).
+    pub warn: Option<Warn>,
+}
+
+impl std::fmt::Debug for InputOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InputOptions")
+            .field("delimiter", &self.delimiter)
+            .field("colsep", &self.colsep)
+            .field("eof", &self.eof)
+            .field("skip_blank", &self.skip_blank)
+            .field("trim", &self.trim)
+            .field("link", &self.link)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why the inputs could not be read.
@@ -55,23 +111,46 @@ pub enum InputError {
     /// `:::+` with nothing before it.
     #[error("`:::+` and `::::+` link to the source before them, and there is none")]
     LinkWithoutSource,
-    /// `::::` with no file after it.
-    #[error("`{0}` needs a file name after it")]
-    MissingFile(String),
+}
+
+/// The input separators GNU parallel knows (`--arg-sep`, `--arg-file-sep` change them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Separators {
+    /// `:::`.
+    pub args: Vec<u8>,
+    /// `::::`.
+    pub files: Vec<u8>,
+}
+
+impl Default for Separators {
+    fn default() -> Self {
+        Separators {
+            args: b":::".to_vec(),
+            files: b"::::".to_vec(),
+        }
+    }
 }
 
 /// Splits GNU parallel's `COMMAND ::: a b :::: FILE ...` into the command and its sources;
 /// `arg_files` (`-a FILE`) come first, as GNU parallel reads them.
 pub fn split_command_line(
-    words: &[String],
+    words: &[Value],
     arg_files: &[PathBuf],
-) -> Result<(Vec<String>, Vec<SourceSpec>), InputError> {
-    let is_marker = |w: &str| matches!(w, ":::" | "::::" | ":::+" | "::::+");
-    let first = words
-        .iter()
-        .position(|w| is_marker(w))
-        .unwrap_or(words.len());
-    let command = words[..first].to_vec();
+    seps: &Separators,
+) -> (Vec<Value>, Vec<SourceSpec>) {
+    let marker = |w: &[u8]| -> Option<(bool, bool)> {
+        let (base, linked) = match w.strip_suffix(b"+") {
+            Some(base) => (base, true),
+            None => (w, false),
+        };
+        if base == seps.args {
+            Some((false, linked))
+        } else if base == seps.files {
+            Some((true, linked))
+        } else {
+            None
+        }
+    };
     let mut sources: Vec<SourceSpec> = arg_files
         .iter()
         .map(|f| SourceSpec {
@@ -79,22 +158,26 @@ pub fn split_command_line(
             linked: false,
         })
         .collect();
+    let Some(first) = words.iter().position(|w| marker(w).is_some()) else {
+        return (words.to_vec(), sources);
+    };
+    // GNU's loop never looks at the last word: a lone trailing `:::` is dropped.
+    if first == words.len() - 1 {
+        return (words[..first].to_vec(), sources);
+    }
+    let command = words[..first].to_vec();
     let mut i = first;
     while i < words.len() {
-        let marker = words[i].as_str();
+        let (is_file, linked) = marker(&words[i]).unwrap_or((false, false));
         let end = words[i + 1..]
             .iter()
-            .position(|w| is_marker(w))
+            .position(|w| marker(w).is_some())
             .map_or(words.len(), |p| i + 1 + p);
         let values = &words[i + 1..end];
-        let linked = marker.ends_with('+');
-        if marker.starts_with("::::") {
-            if values.is_empty() {
-                return Err(InputError::MissingFile(marker.to_string()));
-            }
+        if is_file {
             for (k, file) in values.iter().enumerate() {
                 sources.push(SourceSpec {
-                    source: Source::File(file.into()),
+                    source: Source::File(PathBuf::from(OsStr::from_bytes(file))),
                     linked: linked && k == 0,
                 });
             }
@@ -106,50 +189,140 @@ pub fn split_command_line(
         }
         i = end;
     }
-    Ok((command, sources))
+    (command, sources)
 }
 
 /// One job's arguments, or a read error that stops the run.
-pub type Row = Result<Vec<String>, InputError>;
+pub type Row = Result<Vec<Value>, InputError>;
 
-type Values = Box<dyn Iterator<Item = Result<String, InputError>> + Send>;
+type Values = Box<dyn Iterator<Item = Result<Value, InputError>> + Send>;
 
-fn open(source: &Source, null: bool) -> Result<Values, InputError> {
-    match source {
-        Source::Args(values) => Ok(Box::new(values.clone().into_iter().map(Ok))),
-        Source::File(path) => {
-            let name = path.display().to_string();
-            let reader: Box<dyn BufRead + Send> = if name == "-" {
-                Box::new(BufReader::new(io::stdin()))
-            } else {
-                let file = File::open(path).map_err(|source| InputError::Read {
-                    path: name.clone(),
-                    source,
-                })?;
-                Box::new(BufReader::with_capacity(64 * 1024, file))
-            };
-            Ok(lines(reader, null, name))
+/// GNU's CR-LF check: counts the first records that end in CR and those that do not.
+#[derive(Default)]
+struct CrCheck {
+    cr: AtomicU32,
+    nl: AtomicU32,
+}
+
+/// Reads records from one source.
+struct Records {
+    reader: Box<dyn BufRead + Send>,
+    name: String,
+    delimiter: Vec<u8>,
+    eof: Option<Vec<u8>>,
+    skip_blank: bool,
+    done: bool,
+    check: Option<(Arc<CrCheck>, Warn)>,
+}
+
+impl Records {
+    fn read_record(&mut self) -> io::Result<Option<Value>> {
+        let last = *self.delimiter.last().unwrap_or(&b'\n');
+        let mut record = Vec::new();
+        loop {
+            let n = self.reader.read_until(last, &mut record)?;
+            if n == 0 {
+                return Ok((!record.is_empty()).then_some(record));
+            }
+            if record.ends_with(&self.delimiter) {
+                if let Some((check, warn)) = &self.check {
+                    let cr = record.len() >= 2 && record[record.len() - 2] == b'\r';
+                    let counter = if cr { &check.cr } else { &check.nl };
+                    let seen = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                    if seen == 3 && cr && check.nl.load(Ordering::SeqCst) == 0 {
+                        warn("The first three values end in CR-NL. Consider using -d \"\\r\\n\"");
+                    }
+                }
+                record.truncate(record.len() - self.delimiter.len());
+                return Ok(Some(record));
+            }
+            if record.last() != Some(&last) {
+                return Ok(Some(record));
+            }
         }
     }
 }
 
-fn lines(reader: Box<dyn BufRead + Send>, null: bool, name: String) -> Values {
-    let end = if null { 0 } else { b'\n' };
-    Box::new(reader.split(end).map(move |item| {
-        item.map(|mut bytes| {
-            if !null && bytes.last() == Some(&b'\r') {
-                bytes.pop();
+impl Iterator for Records {
+    type Item = Result<Value, InputError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            match self.read_record() {
+                Err(source) => {
+                    self.done = true;
+                    return Some(Err(InputError::Read {
+                        path: self.name.clone(),
+                        source,
+                    }));
+                }
+                Ok(None) => self.done = true,
+                Ok(Some(record)) => {
+                    if self.eof.as_ref() == Some(&record) {
+                        self.done = true;
+                    } else if self.skip_blank && record.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    } else {
+                        return Some(Ok(record));
+                    }
+                }
             }
-            String::from_utf8_lossy(&bytes).into_owned()
-        })
-        .map_err(|source| InputError::Read {
-            path: name.clone(),
-            source,
-        })
+        }
+        None
+    }
+}
+
+fn open(
+    source: &Source,
+    options: &InputOptions,
+    check: &Arc<CrCheck>,
+) -> Result<Values, InputError> {
+    let delimiter = options.delimiter.clone().unwrap_or_else(|| b"\n".to_vec());
+    let (reader, name): (Box<dyn BufRead + Send>, String) = match source {
+        Source::Args(values) => {
+            let mut bytes = Vec::new();
+            for v in values {
+                bytes.extend_from_slice(v);
+                bytes.extend_from_slice(&delimiter);
+            }
+            (Box::new(Cursor::new(bytes)), ":::".into())
+        }
+        Source::File(path) if path.as_os_str() == "-" => {
+            (Box::new(BufReader::new(io::stdin())), "-".into())
+        }
+        Source::File(path) => {
+            let name = path.display().to_string();
+            let file = File::open(path).map_err(|source| InputError::Read {
+                path: name.clone(),
+                source,
+            })?;
+            (Box::new(BufReader::with_capacity(64 * 1024, file)), name)
+        }
+    };
+    let check = match (&options.warn, options.delimiter.is_none()) {
+        (Some(warn), true) => Some((check.clone(), warn.clone())),
+        _ => None,
+    };
+    Ok(Box::new(Records {
+        reader,
+        name,
+        delimiter,
+        eof: options.eof.clone(),
+        skip_blank: options.skip_blank,
+        done: false,
+        check,
     }))
 }
 
-/// The rows of one group of linked sources, zipped.
+/// A source after its first value was looked at: empty ones give one empty value.
+fn with_first(first: Option<Result<Value, InputError>>, rest: Values) -> Values {
+    match first {
+        None => Box::new(std::iter::once(Ok(Vec::new()))),
+        Some(first) => Box::new(std::iter::once(first).chain(rest)),
+    }
+}
+
+/// The rows of one group of linked sources, zipped to the shortest.
 fn zip(mut sources: Vec<Values>) -> Box<dyn Iterator<Item = Row> + Send> {
     Box::new(std::iter::from_fn(move || {
         let mut row = Vec::with_capacity(sources.len());
@@ -163,7 +336,40 @@ fn zip(mut sources: Vec<Values>) -> Box<dyn Iterator<Item = Row> + Send> {
     }))
 }
 
-/// Every job's arguments, in order. No specs: standard input, one value per line.
+/// `--link`: every source paired, the shorter ones recycled, until the longest ends.
+fn link(mut sources: Vec<Values>) -> Box<dyn Iterator<Item = Row> + Send> {
+    let mut seen: Vec<Vec<Value>> = vec![Vec::new(); sources.len()];
+    let mut ended = vec![false; sources.len()];
+    let mut round = 0usize;
+    Box::new(std::iter::from_fn(move || {
+        let mut row = Vec::with_capacity(sources.len());
+        let mut fresh = false;
+        for (i, s) in sources.iter_mut().enumerate() {
+            let next = if ended[i] { None } else { s.next() };
+            match next {
+                Some(Err(e)) => return Some(Err(e)),
+                Some(Ok(v)) => {
+                    seen[i].push(v.clone());
+                    row.push(v);
+                    fresh = true;
+                }
+                None => {
+                    ended[i] = true;
+                    let values = &seen[i];
+                    row.push(if values.is_empty() {
+                        Vec::new()
+                    } else {
+                        values[round % values.len()].clone()
+                    });
+                }
+            }
+        }
+        round += 1;
+        fresh.then_some(Ok(row))
+    }))
+}
+
+/// Every job's arguments, in order. No specs: standard input, one value per record.
 pub fn rows(
     specs: &[SourceSpec],
     options: &InputOptions,
@@ -173,49 +379,86 @@ pub fn rows(
         linked: false,
     }];
     let specs = if specs.is_empty() { &stdin[..] } else { specs };
-    if specs[0].linked {
+    if specs[0].linked && !options.link {
         return Err(InputError::LinkWithoutSource);
     }
-    let mut groups: Vec<Vec<Values>> = Vec::new();
+    let check = Arc::new(CrCheck::default());
+    // GNU reads one value from every source first: an empty source becomes one empty value,
+    // unless they all are empty.
+    let mut opened = Vec::with_capacity(specs.len());
     for spec in specs {
-        let values = open(&spec.source, options.null)?;
-        match groups.last_mut() {
-            Some(group) if spec.linked => group.push(values),
-            _ => groups.push(vec![values]),
-        }
+        let mut values = open(&spec.source, options, &check)?;
+        let first = values.next();
+        opened.push((spec.linked, first, values));
     }
-    let mut groups = groups.into_iter();
-    let first = zip(groups.next().unwrap_or_default());
-    // The other groups are needed once per row of the first: read them now.
-    let rest: Vec<Vec<Vec<String>>> = groups
-        .map(|g| zip(g).collect::<Result<Vec<_>, _>>())
-        .collect::<Result<_, _>>()?;
-    let colsep = options.colsep.clone();
-    let product = first.flat_map(move |head| -> Box<dyn Iterator<Item = Row> + Send> {
-        match head {
-            Err(e) => Box::new(std::iter::once(Err(e))),
-            Ok(head) => Box::new(product(head, rest.clone()).map(Ok)),
+    if opened.iter().all(|(_, first, _)| first.is_none()) {
+        return Ok(Box::new(std::iter::empty()));
+    }
+    let sources: Vec<(bool, Values)> = opened
+        .into_iter()
+        .map(|(linked, first, rest)| (linked, with_first(first, rest)))
+        .collect();
+    let product: Box<dyn Iterator<Item = Row> + Send> = if options.link {
+        link(sources.into_iter().map(|(_, v)| v).collect())
+    } else {
+        let mut groups: Vec<Vec<Values>> = Vec::new();
+        for (linked, values) in sources {
+            match groups.last_mut() {
+                Some(group) if linked => group.push(values),
+                _ => groups.push(vec![values]),
+            }
         }
-    });
-    Ok(match colsep {
-        None => Box::new(product),
-        Some(re) => Box::new(product.map(move |row| {
-            row.map(|values| {
-                values
-                    .iter()
-                    .flat_map(|v| re.split(v).map(str::to_string))
-                    .collect()
-            })
-        })),
-    })
+        let mut groups = groups.into_iter();
+        let first = zip(groups.next().unwrap_or_default());
+        // The other groups are needed once per row of the first: read them now.
+        let rest: Vec<Vec<Vec<Value>>> = groups
+            .map(|g| zip(g).collect::<Result<Vec<_>, _>>())
+            .collect::<Result<_, _>>()?;
+        Box::new(
+            first.flat_map(move |head| -> Box<dyn Iterator<Item = Row> + Send> {
+                match head {
+                    Err(e) => Box::new(std::iter::once(Err(e))),
+                    Ok(head) => Box::new(product(head, rest.clone()).map(Ok)),
+                }
+            }),
+        )
+    };
+    let (colsep, trim) = (options.colsep.clone(), options.trim);
+    Ok(Box::new(product.map(move |row| {
+        row.map(|values| match &colsep {
+            None => values.into_iter().map(|v| trimmed(v, trim)).collect(),
+            Some(re) => values
+                .iter()
+                .flat_map(|v| -> Vec<Value> {
+                    if v.is_empty() {
+                        return vec![Vec::new()];
+                    }
+                    re.split(v).map(|c| trimmed(c.to_vec(), trim)).collect()
+                })
+                .collect(),
+        })
+    })))
+}
+
+fn trimmed(mut v: Value, trim: Trim) -> Value {
+    let space = |b: &u8| b.is_ascii_whitespace() || *b == 0x0b;
+    if matches!(trim, Trim::Right | Trim::Both) {
+        let keep = v.len() - v.iter().rev().take_while(|b| space(b)).count();
+        v.truncate(keep);
+    }
+    if matches!(trim, Trim::Left | Trim::Both) {
+        let cut = v.iter().take_while(|b| space(b)).count();
+        v.drain(..cut);
+    }
+    v
 }
 
 /// `head` followed by every combination of one row from each of `rest`, first varying
 /// slowest.
 fn product(
-    head: Vec<String>,
-    rest: Vec<Vec<Vec<String>>>,
-) -> impl Iterator<Item = Vec<String>> + Send {
+    head: Vec<Value>,
+    rest: Vec<Vec<Vec<Value>>>,
+) -> impl Iterator<Item = Vec<Value>> + Send {
     let total: usize = rest.iter().map(Vec::len).product();
     (0..total).map(move |mut k| {
         let mut indices = vec![0; rest.len()];
@@ -254,90 +497,183 @@ pub fn group(
     }))
 }
 
+/// The number of jobs, when every source is `:::` values (files and stdin are streamed) and
+/// they hold no delimiter, `-E` or `-r` to change their count.
+pub fn known_total(sources: &[SourceSpec], options: &InputOptions) -> Option<u64> {
+    if options.eof.is_some() || options.skip_blank || options.link {
+        return None;
+    }
+    let delimiter = options.delimiter.clone().unwrap_or_else(|| b"\n".to_vec());
+    let mut total: u64 = 1;
+    let mut group: Option<u64> = None;
+    for spec in sources {
+        let Source::Args(values) = &spec.source else {
+            return None;
+        };
+        if values
+            .iter()
+            .any(|v| v.windows(delimiter.len()).any(|w| w == delimiter))
+        {
+            return None;
+        }
+        let len = (values.len() as u64).max(1);
+        group = Some(match group {
+            Some(g) if spec.linked => g.min(len),
+            Some(g) => {
+                total = total.saturating_mul(g);
+                len
+            }
+            None => len,
+        });
+    }
+    if sources
+        .iter()
+        .all(|s| matches!(&s.source, Source::Args(v) if v.is_empty()))
+    {
+        return Some(0);
+    }
+    group.map(|g| total.saturating_mul(g))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn words(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_string).collect()
-    }
-
-    #[test]
-    fn the_command_and_its_sources_split_at_the_markers() {
-        let (command, sources) =
-            split_command_line(&words("gzip -9 {} ::: a b :::+ 1 2 :::: f"), &[]).unwrap();
-        assert_eq!(command, words("gzip -9 {}"));
-        assert_eq!(sources.len(), 3);
-        assert!(sources[1].linked && !sources[2].linked);
-        assert_eq!(sources[2].source, Source::File("f".into()));
-        assert!(split_command_line(&words("echo ::::"), &[]).is_err());
+    fn words(s: &str) -> Vec<Value> {
+        s.split_whitespace()
+            .map(|w| w.as_bytes().to_vec())
+            .collect()
     }
 
     fn args(values: &[&str], linked: bool) -> SourceSpec {
         SourceSpec {
-            source: Source::Args(values.iter().map(|s| s.to_string()).collect()),
+            source: Source::Args(values.iter().map(|s| s.as_bytes().to_vec()).collect()),
             linked,
         }
     }
 
     fn collect(specs: &[SourceSpec], options: &InputOptions) -> Vec<Vec<String>> {
-        rows(specs, options).unwrap().map(Result::unwrap).collect()
+        rows(specs, options)
+            .unwrap()
+            .map(|r| {
+                r.unwrap()
+                    .into_iter()
+                    .map(|v| String::from_utf8(v).unwrap())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_command_and_its_sources_split_at_the_markers() {
+        let seps = Separators::default();
+        let (command, sources) =
+            split_command_line(&words("gzip -9 {} ::: a b :::+ 1 2 :::: f"), &[], &seps);
+        assert_eq!(command, words("gzip -9 {}"));
+        assert_eq!(sources.len(), 3);
+        assert!(sources[1].linked && !sources[2].linked);
+        assert_eq!(sources[2].source, Source::File("f".into()));
+        // GNU never looks at the last word: `echo x :::` is `echo x` reading stdin.
+        let (command, sources) = split_command_line(&words("echo x :::"), &[], &seps);
+        assert_eq!((command, sources.len()), (words("echo x"), 0));
+        let (_, sources) = split_command_line(&words("echo ::: a :::"), &[], &seps);
+        assert_eq!(sources.len(), 2);
+        let (_, sources) = split_command_line(&words("echo ::: a ::::"), &[], &seps);
+        assert_eq!(sources.len(), 1);
     }
 
     #[test]
     fn sources_multiply_first_slowest_and_linked_ones_pair_up() {
-        let got = collect(
-            &[args(&["a", "b"], false), args(&["1", "2"], false)],
-            &InputOptions::default(),
-        );
+        let o = InputOptions::default();
+        let got = collect(&[args(&["a", "b"], false), args(&["1", "2"], false)], &o);
         assert_eq!(got, [["a", "1"], ["a", "2"], ["b", "1"], ["b", "2"]]);
         let got = collect(
             &[args(&["a", "b"], false), args(&["1", "2", "3"], true)],
-            &InputOptions::default(),
+            &o,
         );
         assert_eq!(got, [["a", "1"], ["b", "2"]]);
+        let linked = InputOptions {
+            link: true,
+            ..InputOptions::default()
+        };
         let got = collect(
-            &[
-                args(&["a"], false),
-                args(&["1", "2"], false),
-                args(&["x", "y"], true),
-            ],
-            &InputOptions::default(),
+            &[args(&["a", "b", "c"], false), args(&["1", "2"], false)],
+            &linked,
         );
-        assert_eq!(got, [["a", "1", "x"], ["a", "2", "y"]]);
+        assert_eq!(got, [["a", "1"], ["b", "2"], ["c", "1"]]);
     }
 
     #[test]
-    fn an_empty_source_gives_no_jobs() {
-        assert!(
-            collect(
-                &[args(&["a"], false), args(&[], false)],
-                &InputOptions::default()
-            )
-            .is_empty()
+    fn an_empty_source_is_one_empty_value_unless_all_are_empty() {
+        let o = InputOptions::default();
+        assert_eq!(
+            collect(&[args(&["a"], false), args(&[], false)], &o),
+            [["a", ""]]
+        );
+        assert_eq!(
+            collect(&[args(&[], false), args(&["a", "b"], false)], &o),
+            [["", "a"], ["", "b"]]
+        );
+        assert!(collect(&[args(&[], false), args(&[], false)], &o).is_empty());
+        assert!(collect(&[args(&[], false)], &o).is_empty());
+    }
+
+    #[test]
+    fn values_are_records_split_at_the_delimiter_with_eof_and_blank_rules() {
+        let o = InputOptions::default();
+        assert_eq!(
+            collect(&[args(&["x\ny", "z"], false)], &o),
+            [["x"], ["y"], ["z"]]
+        );
+        let comma = InputOptions {
+            delimiter: Some(b",".to_vec()),
+            ..InputOptions::default()
+        };
+        assert_eq!(collect(&[args(&["a,b"], false)], &comma), [["a"], ["b"]]);
+        let eof = InputOptions {
+            eof: Some(b"END".to_vec()),
+            skip_blank: true,
+            ..InputOptions::default()
+        };
+        assert_eq!(
+            collect(&[args(&["a", " ", "b", "END", "c"], false)], &eof),
+            [["a"], ["b"]]
         );
     }
 
     #[test]
-    fn files_are_read_by_line_or_nul_and_split_into_columns() {
+    fn files_keep_cr_and_split_into_columns_keeping_empty_ones() {
         let path = std::env::temp_dir().join(format!("conlab-input-{}", std::process::id()));
-        std::fs::write(&path, "a\tb\r\nc\td\n").unwrap();
+        std::fs::write(&path, "a\tb\t\r\nc\td\n").unwrap();
         let spec = SourceSpec {
             source: Source::File(path.clone()),
             linked: false,
         };
+        let warned = Arc::new(AtomicU32::new(0));
+        let counter = warned.clone();
         let options = InputOptions {
-            null: false,
             colsep: Some(Regex::new("\t").unwrap()),
+            warn: Some(Arc::new(move |_| {
+                counter.fetch_add(1, Ordering::SeqCst);
+            })),
+            ..InputOptions::default()
         };
         assert_eq!(
             collect(std::slice::from_ref(&spec), &options),
-            [["a", "b"], ["c", "d"]]
+            [vec!["a", "b", "\r"], vec!["c", "d"]]
         );
+        assert_eq!(
+            warned.load(Ordering::SeqCst),
+            0,
+            "one CR-LF line is no pattern"
+        );
+        std::fs::write(&path, "1\r\n2\r\n3\r\n").unwrap();
+        collect(std::slice::from_ref(&spec), &options);
+        assert_eq!(warned.load(Ordering::SeqCst), 1);
         std::fs::write(&path, "x y\0z\0").unwrap();
         let options = InputOptions {
-            null: true,
-            colsep: None,
+            delimiter: Some(vec![0]),
+            ..InputOptions::default()
         };
         assert_eq!(collect(&[spec], &options), [["x y"], ["z"]]);
         std::fs::remove_file(&path).unwrap();
@@ -364,7 +700,17 @@ mod tests {
             &InputOptions::default(),
         )
         .unwrap();
-        let got: Vec<Vec<String>> = group(rows, 2).map(Result::unwrap).collect();
-        assert_eq!(got, vec![vec!["a", "b"], vec!["c", "d"], vec!["e"]]);
+        let got: Vec<Vec<Value>> = group(rows, 2).map(Result::unwrap).collect();
+        assert_eq!(got, vec![words("a b"), words("c d"), words("e")]);
+    }
+
+    #[test]
+    fn the_job_count_is_known_for_value_sources_only() {
+        let seps = Separators::default();
+        let o = InputOptions::default();
+        let (_, sources) = split_command_line(&words("echo ::: a b c ::: 1 2 :::+ x"), &[], &seps);
+        assert_eq!(known_total(&sources, &o), Some(3));
+        let (_, sources) = split_command_line(&words("echo ::: a b :::: f"), &[], &seps);
+        assert_eq!(known_total(&sources, &o), None);
     }
 }

@@ -27,8 +27,8 @@ pub struct Entry {
     pub exitval: i32,
     /// The signal that killed it, 0 if none.
     pub signal: i32,
-    /// The command line.
-    pub command: String,
+    /// The command line (bytes: the inputs need not be UTF-8).
+    pub command: Vec<u8>,
 }
 
 /// An open joblog.
@@ -54,22 +54,34 @@ impl JobLog {
 
     /// Writes one line, in one `write`.
     pub fn record(&mut self, e: &Entry) -> io::Result<()> {
-        let start = e
-            .start
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
-        let line = format!(
-            "{}\t:\t{start:.3}\t{:>10.3}\t0\t{}\t{}\t{}\t{}\n",
-            e.seq,
-            e.runtime.as_secs_f64(),
-            e.received,
-            e.exitval,
-            e.signal,
-            e.command.replace('\n', " ")
-        );
-        self.file.write_all(line.as_bytes())
+        self.file.write_all(&line(e))
     }
+}
+
+/// The joblog's header line (`--joblog -` writes it to standard output first).
+pub fn header() -> Vec<u8> {
+    format!("{HEADER}\n").into_bytes()
+}
+
+/// One entry as a joblog line, newline included.
+pub fn line(e: &Entry) -> Vec<u8> {
+    let start = e
+        .start
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let mut line = format!(
+        "{}\t:\t{start:.3}\t{:>10.3}\t0\t{}\t{}\t{}\t",
+        e.seq,
+        e.runtime.as_secs_f64(),
+        e.received,
+        e.exitval,
+        e.signal,
+    )
+    .into_bytes();
+    line.extend(e.command.iter().map(|&b| if b == b'\n' { b' ' } else { b }));
+    line.push(b'\n');
+    line
 }
 
 /// What an earlier joblog says of each sequence number: its exit value and signal.
@@ -111,7 +123,7 @@ mod tests {
             received: 4,
             exitval: 3,
             signal: 0,
-            command: "echo 'b c'".into(),
+            command: b"echo 'b c'".to_vec(),
         };
         log.record(&entry).unwrap();
         drop(log);

@@ -2,23 +2,30 @@
 //!
 //! The lecture's worker pools (a `Queue` feeding threads that copy files, `Pool.map`) are, for
 //! most people, "run this command over these inputs, N at a time". This crate is that, with
-//! GNU parallel's syntax so that muscle memory works: input sources ([`input`]), replacement
-//! strings ([`template`]), the joblog and `--resume` ([`joblog`]), `--halt` ([`halt`]), and
-//! the scheduler ([`runner`]) that runs each job in its own process group, groups its output,
-//! enforces timeouts and stops cleanly on a signal.
+//! GNU parallel's syntax and GNU parallel's results, so that scripts move over unchanged:
+//! input sources ([`input`]), replacement strings ([`template`]), the shell jobs run under
+//! ([`shell`]), the joblog and `--resume` ([`joblog`]), `--halt` ([`halt`]), the scheduler
+//! ([`runner`]) that runs each job in its own process group, captures its output
+//! ([`spool`]), enforces timeouts and stops cleanly on a signal, and built-in workloads on a
+//! conlab pool instead of a process per job ([`task`]).
 //!
-//! A job whose command needs no shell is executed directly; only lines with shell syntax pay
-//! for an `sh -c`. The crate writes only to the [`runner::Output`] it is given.
+//! Values are bytes throughout: a file name that is not UTF-8 reaches the job unchanged. A
+//! job whose line has no shell syntax is executed directly; the rest pay for a shell. The
+//! crate writes only to the [`runner::Output`] it is given.
 
 pub mod halt;
 pub mod input;
 pub mod joblog;
 pub mod runner;
+pub mod shell;
 mod slots;
+pub mod spool;
+pub mod task;
 pub mod template;
 
 pub use halt::Halt;
-pub use input::{InputOptions, Source, SourceSpec};
+pub use input::{InputOptions, Separators, Source, SourceSpec};
 pub use runner::{Options, Output, Resume, RunError, Stop, Summary, run};
-pub use slots::{SlotsError, slots};
-pub use template::{Prepared, Template};
+pub use shell::Shell;
+pub use slots::{SlotsError, UNLIMITED, slots};
+pub use template::{Prepared, Template, TemplateOptions, Value};

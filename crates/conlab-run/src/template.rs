@@ -1,390 +1,657 @@
-//! The command template and GNU parallel's replacement strings.
+//! The command template and GNU parallel's replacement strings, on bytes.
 //!
-//! The command is the words after the options, joined with spaces into one line, as GNU
-//! parallel does. Replacement strings are substituted shell-quoted, so an input with spaces
-//! or `$` stays one literal argument. Then:
+//! GNU parallel's rules, read from its source (20221122) and checked side by side:
 //!
-//! - if the line uses the shell (pipes, redirections, `;`, `$`, globs, quotes...), it runs as
-//!   `sh -c LINE`;
-//! - otherwise it is split into words exactly as `sh` would split it (the only quoting left is
-//!   ours) and executed directly: no shell process, which halves the cost of a small job.
+//! - The command words are kept apart while replacement strings are found, then joined with
+//!   single spaces into one shell line. A replacement string is one of the known strings
+//!   (below) or its positional form `{N...}` / `{-N...}`; every other brace is text, so awk
+//!   programs, `${VAR}`, JSON and `{{}}` keep their braces.
+//! - A value is shell-quoted (`'...'`, a `'` as `'"'"'`) unless it is made of
+//!   `[-_.+a-zA-Z0-9/]` only. When a replacement string is (part of) the first word, before any
+//!   `=`, values are not quoted: the input is the command (`parallel ::: 'echo a'`). With
+//!   `-q`, every word is quoted instead of the values.
+//! - A non-positional string (`{}`, `{.}`...) with several arguments is repeated once per
+//!   argument, separated by spaces; `{#}` and `{%}` are positional on argument 1, as GNU's
+//!   definitions make them. A position beyond the arguments is empty (not `''`).
+//! - Without any replacement string, ` {}` is appended.
+//! - `{= perl =}` is refused with an error that names it.
 //!
 //! | string | value (input `/x/y.tar.gz`) |
 //! |---|---|
-//! | `{}` | `/x/y.tar.gz` (several sources: every value, space-separated) |
-//! | `{.}` | `/x/y.tar` |
-//! | `{/}` | `y.tar.gz` |
-//! | `{//}` | `/x` |
+//! | `{}` | `/x/y.tar.gz` |
+//! | `{.}` | `/x/y.tar` (`s:\.[^/.]*$::`) |
+//! | `{/}` | `y.tar.gz` (`s:.*/::`) |
+//! | `{//}` | `/x` (Perl's `File::Basename::dirname`) |
 //! | `{/.}` | `y.tar` |
 //! | `{#}` | the job's sequence number, from 1 |
 //! | `{%}` | the job's slot, from 1 to `-j` |
-//! | `{N}`, `{N.}`, `{N/}`, `{N//}`, `{N/.}` | the same, on source (or column) N only |
+//! | `{N}`, `{-N}`, `{N.}`, `{N/}`, `{N//}`, `{N/.}` | the same, on argument N (from the end) |
 //!
-//! Without any replacement string, the inputs are appended (` {}`). A `{...}` that is none of
-//! these is left as it is, as GNU parallel does.
+//! `-I`, `--extensionreplace` and the other `--*replace` options rename these strings.
+//!
+//! The line is then run by the shell, or executed directly when it has no shell syntax at all
+//! ([`Prepared`]): the same result without the cost of a shell process.
 
 use std::fmt;
 
-/// How one value is turned into text.
+/// One argument value: bytes, as the OS passes them (not necessarily UTF-8).
+pub type Value = Vec<u8>;
+
+/// What a replacement string turns its value into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Transform {
+enum Kind {
     Whole,
     NoExtension,
     Basename,
     Dirname,
     BasenameNoExtension,
+    Seq,
+    Slot,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
-    Text(String),
-    /// A value: all arguments (`None`) or argument N (1-based).
-    Value(Option<usize>, Transform),
-    Seq,
-    Slot,
+enum Piece {
+    Text(Vec<u8>),
+    /// A replacement string: on every argument (`None`) or on argument N (negative: from the
+    /// end).
+    Replace(Option<i64>, Kind),
+}
+
+/// The replacement strings' spellings (`-I`, `--extensionreplace`, ... rename them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Strings {
+    /// `{}` (`-I`, `--replace`).
+    pub whole: Vec<u8>,
+    /// `{.}` (`--extensionreplace`, `-U`).
+    pub no_extension: Vec<u8>,
+    /// `{/}` (`--basenamereplace`, `--bnr`).
+    pub basename: Vec<u8>,
+    /// `{//}` (`--dirnamereplace`, `--dnr`).
+    pub dirname: Vec<u8>,
+    /// `{/.}` (`--basenameextensionreplace`, `--bner`).
+    pub basename_no_extension: Vec<u8>,
+    /// `{#}` (`--seqreplace`).
+    pub seq: Vec<u8>,
+    /// `{%}` (`--slotreplace`).
+    pub slot: Vec<u8>,
+}
+
+impl Default for Strings {
+    fn default() -> Self {
+        Strings {
+            whole: b"{}".to_vec(),
+            no_extension: b"{.}".to_vec(),
+            basename: b"{/}".to_vec(),
+            dirname: b"{//}".to_vec(),
+            basename_no_extension: b"{/.}".to_vec(),
+            seq: b"{#}".to_vec(),
+            slot: b"{%}".to_vec(),
+        }
+    }
+}
+
+impl Strings {
+    /// Longest first, as GNU parallel replaces them (a short one may be inside a long one).
+    fn table(&self) -> Vec<(&[u8], Kind)> {
+        let mut table = vec![
+            (self.whole.as_slice(), Kind::Whole),
+            (&self.no_extension, Kind::NoExtension),
+            (&self.basename, Kind::Basename),
+            (&self.dirname, Kind::Dirname),
+            (&self.basename_no_extension, Kind::BasenameNoExtension),
+            (&self.seq, Kind::Seq),
+            (&self.slot, Kind::Slot),
+        ];
+        table.retain(|(s, _)| !s.is_empty());
+        table.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+        table
+    }
+}
+
+/// How the template is read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemplateOptions {
+    /// The replacement strings' spellings.
+    pub strings: Strings,
+    /// `-q`: quote every word of the command, not the values.
+    pub quote_all: bool,
+}
+
+/// Why a template cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// A `{= perl expression =}`.
+    #[error(
+        "`{0}`: {{= perl expression =}} replacement strings are not supported by conlab run \
+         (use a shell expression on {{}} instead, e.g. \"$(basename {{}} .gz)\")"
+    )]
+    Perl(String),
 }
 
 /// A parsed command template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
-    parts: Vec<Part>,
-    /// The line needs a shell (computed without the replacement strings).
-    shell: bool,
+    words: Vec<Vec<Piece>>,
+    /// Values are quoted (false when the input is the command itself, or with `-q`).
+    quote_values: bool,
+    quote_all: bool,
 }
 
 /// A job's command, ready to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Prepared {
-    /// Execute this program with these arguments directly.
-    Exec(Vec<String>),
-    /// Run this line with `sh -c`.
-    Shell(String),
+    /// Execute this program with these arguments directly: the line has no shell syntax.
+    Exec {
+        /// The words, unquoted.
+        words: Vec<Value>,
+        /// The shell line they came from (shown by `-v`, `--dry-run`, the joblog).
+        line: Vec<u8>,
+    },
+    /// Run this line with `$SHELL -c`.
+    Shell(Vec<u8>),
 }
 
 impl Prepared {
-    /// The command as GNU parallel shows it (joblog, `--dry-run`): a shell line.
-    pub fn line(&self) -> String {
+    /// The command as GNU parallel shows it (joblog, `--dry-run`, `-v`): the shell line.
+    pub fn line(&self) -> &[u8] {
         match self {
-            Prepared::Shell(line) => line.clone(),
-            Prepared::Exec(words) => words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" "),
+            Prepared::Shell(line) | Prepared::Exec { line, .. } => line,
         }
     }
 }
 
 impl fmt::Display for Prepared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.line())
+        f.write_str(&String::from_utf8_lossy(self.line()))
     }
 }
-
-/// Words that only a shell knows (builtins and keywords): a line starting with one runs in `sh`.
-const SHELL_WORDS: &[&str] = &[
-    ":", ".", "alias", "break", "case", "cd", "command", "continue", "eval", "exec", "exit",
-    "export", "for", "function", "hash", "if", "read", "readonly", "return", "set", "shift",
-    "source", "time", "times", "trap", "type", "ulimit", "umask", "unalias", "unset", "until",
-    "wait", "while", "{", "!",
-];
-
-/// Characters that make a line need `sh`.
-const SHELL_CHARS: &[char] = &[
-    '|', '&', ';', '<', '>', '(', ')', '$', '`', '\\', '"', '\'', '*', '?', '[', ']', '#', '~',
-    '=', '\n', '{', '}', '!',
-];
 
 impl Template {
-    /// Parses the command words; an empty command is `echo` (GNU parallel's default).
-    pub fn parse(words: &[String]) -> Template {
-        let line = if words.is_empty() {
-            "echo".to_string()
-        } else {
-            words.join(" ")
-        };
-        let mut parts = Vec::new();
-        let mut text = String::new();
-        let mut rest = line.as_str();
-        while let Some(open) = rest.find('{') {
-            let Some(len) = rest[open..].find('}') else {
-                break;
-            };
-            let inner = &rest[open + 1..open + len];
-            match placeholder(inner) {
-                Some(part) => {
-                    text.push_str(&rest[..open]);
-                    if !text.is_empty() {
-                        parts.push(Part::Text(std::mem::take(&mut text)));
-                    }
-                    parts.push(part);
-                }
-                None => text.push_str(&rest[..=open + len]),
-            }
-            rest = &rest[open + len + 1..];
+    /// Parses the command words. An empty command is `{}` unquoted: each input is a command
+    /// line, as GNU parallel runs `parallel ::: 'echo a'`.
+    pub fn parse(words: &[Value], options: &TemplateOptions) -> Result<Template, TemplateError> {
+        let joined = words.join(&b' ');
+        if let Some(open) = find(&joined, b"{=")
+            && let Some(close) = find(&joined[open + 2..], b"=}")
+        {
+            let expr = &joined[open..open + 2 + close + 2];
+            return Err(TemplateError::Perl(
+                String::from_utf8_lossy(expr).into_owned(),
+            ));
         }
-        text.push_str(rest);
-        // Any replacement string, `{#}` and `{%}` included, means "do not append" (as GNU).
-        let has_value = !parts.iter().all(|p| matches!(p, Part::Text(_)));
-        let first_word = line.split_whitespace().next().unwrap_or("");
-        let builtin = SHELL_WORDS.contains(&first_word);
-        let shell = parts
+        let table = options.strings.table();
+        let mut parsed: Vec<Vec<Piece>> = words.iter().map(|w| parse_word(w, &table)).collect();
+        let any = parsed
             .iter()
-            .chain([Part::Text(text.clone())].iter())
-            .any(|p| matches!(p, Part::Text(t) if t.contains(SHELL_CHARS)))
-            || builtin;
-        if !text.is_empty() {
-            parts.push(Part::Text(text));
+            .flatten()
+            .any(|p| matches!(p, Piece::Replace(..)));
+        if !any {
+            parsed.push(vec![Piece::Replace(None, Kind::Whole)]);
         }
-        if !has_value {
-            parts.push(Part::Text(" ".into()));
-            parts.push(Part::Value(None, Transform::Whole));
-        }
-        Template { parts, shell }
-    }
-
-    /// True when the line is run by `sh -c`.
-    pub fn uses_shell(&self) -> bool {
-        self.shell
-    }
-
-    /// The command for one job: `args` are its input values, `seq` its number, `slot` its slot.
-    pub fn prepare(&self, args: &[String], seq: u64, slot: usize) -> Prepared {
-        let mut line = String::new();
-        for part in &self.parts {
-            match part {
-                Part::Text(t) => line.push_str(t),
-                Part::Seq => line.push_str(&seq.to_string()),
-                Part::Slot => line.push_str(&slot.to_string()),
-                Part::Value(None, t) => {
-                    let quoted: Vec<String> =
-                        args.iter().map(|a| quote(&transform(a, *t))).collect();
-                    line.push_str(&quoted.join(" "));
-                }
-                Part::Value(Some(n), t) => {
-                    let value = args.get(n - 1).map(String::as_str).unwrap_or("");
-                    line.push_str(&quote(&transform(value, *t)));
+        // GNU: `"@command" =~ /^[^ \t\n=]*\257</` means the input is (part of) the command.
+        let command_from_input = parsed.first().is_some_and(|word| {
+            for piece in word {
+                match piece {
+                    Piece::Replace(..) => return true,
+                    Piece::Text(t) if t.iter().any(|b| b" \t\n=".contains(b)) => return false,
+                    Piece::Text(_) => {}
                 }
             }
+            false
+        });
+        Ok(Template {
+            words: parsed,
+            quote_values: !command_from_input && !options.quote_all,
+            quote_all: options.quote_all,
+        })
+    }
+
+    /// True when the values are substituted unquoted (the input is the command).
+    pub fn input_is_command(&self) -> bool {
+        !self.quote_values && !self.quote_all
+    }
+
+    /// The shell line for one job: `args` are its values (`None` for `-n0`: a job with no
+    /// argument), `seq` its number, `slot` its slot.
+    pub fn line(&self, args: Option<&[Value]>, seq: u64, slot: usize) -> Vec<u8> {
+        let empty = [Vec::new()];
+        // GNU: no arguments at all is one empty argument.
+        let (args, noarg) = match args {
+            Some([]) | None => (&empty[..], args.is_none()),
+            Some(a) => (a, false),
+        };
+        let mut groups: Vec<Vec<u8>> = Vec::new();
+        for word in &self.words {
+            let mut group = Vec::new();
+            for piece in word {
+                match piece {
+                    Piece::Text(t) => group.extend_from_slice(t),
+                    Piece::Replace(None, kind) if !matches!(kind, Kind::Seq | Kind::Slot) => {
+                        for (i, arg) in args.iter().enumerate() {
+                            if i > 0 {
+                                // An unquoted space: ends a quoting group.
+                                groups.push(std::mem::take(&mut group));
+                            }
+                            if !noarg {
+                                self.push_value(&mut group, &apply(arg, *kind, seq, slot));
+                            }
+                        }
+                    }
+                    Piece::Replace(pos, kind) => {
+                        let index = match pos.unwrap_or(1) {
+                            p if p > 0 => usize::try_from(p - 1).ok(),
+                            p => usize::try_from(-p)
+                                .ok()
+                                .and_then(|back| args.len().checked_sub(back)),
+                        };
+                        let value = index.and_then(|i| args.get(i));
+                        if let Some(value) = value
+                            && (!noarg || matches!(kind, Kind::Seq | Kind::Slot))
+                        {
+                            self.push_value(&mut group, &apply(value, *kind, seq, slot));
+                        }
+                    }
+                }
+            }
+            groups.push(group);
         }
-        if self.shell {
-            Prepared::Shell(line)
+        let mut line = Vec::new();
+        for (i, group) in groups.iter().enumerate() {
+            if i > 0 {
+                line.push(b' ');
+            }
+            if self.quote_all {
+                if !group.is_empty() {
+                    line.extend_from_slice(&quote(group));
+                }
+            } else {
+                line.extend_from_slice(group);
+            }
+        }
+        line
+    }
+
+    fn push_value(&self, group: &mut Vec<u8>, value: &[u8]) {
+        if self.quote_values {
+            group.extend_from_slice(&quote(value));
         } else {
-            Prepared::Exec(split_words(&line))
+            group.extend_from_slice(value);
+        }
+    }
+
+    /// The command for one job, as [`Template::line`], and how to start it.
+    pub fn prepare(
+        &self,
+        args: Option<&[Value]>,
+        seq: u64,
+        slot: usize,
+        shell: &crate::shell::Shell,
+    ) -> Prepared {
+        let line = self.line(args, seq, slot);
+        match direct_words(&line).filter(|w| !shell.needs_shell(w)) {
+            Some(words) => Prepared::Exec { words, line },
+            None => Prepared::Shell(line),
         }
     }
 }
 
-fn placeholder(inner: &str) -> Option<Part> {
-    let transform = |suffix: &str| match suffix {
-        "" => Some(Transform::Whole),
-        "." => Some(Transform::NoExtension),
-        "/" => Some(Transform::Basename),
-        "//" => Some(Transform::Dirname),
-        "/." => Some(Transform::BasenameNoExtension),
-        _ => None,
-    };
-    match inner {
-        "#" => return Some(Part::Seq),
-        "%" => return Some(Part::Slot),
-        _ => {}
-    }
-    let digits = inner.chars().take_while(char::is_ascii_digit).count();
-    let t = transform(&inner[digits..])?;
-    if digits == 0 {
-        return Some(Part::Value(None, t));
-    }
-    match inner[..digits].parse::<usize>() {
-        Ok(n) if n >= 1 => Some(Part::Value(Some(n), t)),
-        _ => None,
-    }
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn transform(value: &str, t: Transform) -> String {
-    let base = |v: &str| v.rsplit('/').next().unwrap_or(v).to_string();
-    let strip = |v: &str| {
-        let cut = v.rfind('/').map_or(0, |i| i + 1);
-        // As GNU parallel: the last dot of the last path component starts the extension,
-        // even a leading one (`.hidden` -> ``).
-        match v[cut..].rfind('.') {
-            Some(dot) => v[..cut + dot].to_string(),
-            None => v.to_string(),
+fn parse_word(word: &[u8], table: &[(&[u8], Kind)]) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut text = Vec::new();
+    let mut i = 0;
+    while i < word.len() {
+        match replacement_at(&word[i..], table) {
+            Some((len, piece)) => {
+                if !text.is_empty() {
+                    pieces.push(Piece::Text(std::mem::take(&mut text)));
+                }
+                pieces.push(piece);
+                i += len;
+            }
+            None => {
+                text.push(word[i]);
+                i += 1;
+            }
         }
-    };
-    match t {
-        Transform::Whole => value.to_string(),
-        Transform::NoExtension => strip(value),
-        Transform::Basename => base(value),
-        Transform::Dirname => match value.rfind('/') {
-            Some(0) => "/".to_string(),
-            Some(i) => value[..i].to_string(),
-            None => ".".to_string(),
-        },
-        Transform::BasenameNoExtension => strip(&base(value)),
+    }
+    if !text.is_empty() || pieces.is_empty() {
+        pieces.push(Piece::Text(text));
+    }
+    pieces
+}
+
+/// The replacement string at the start of `rest`: its length and meaning.
+fn replacement_at(rest: &[u8], table: &[(&[u8], Kind)]) -> Option<(usize, Piece)> {
+    for &(string, kind) in table {
+        if rest.starts_with(string) {
+            return Some((string.len(), Piece::Replace(None, kind)));
+        }
+        // The positional form exists for strings that start with `{`: `{}` -> `{2}`, `{-1}`.
+        if let Some(tail) = string.strip_prefix(b"{")
+            && rest.first() == Some(&b'{')
+        {
+            let minus = usize::from(rest.get(1) == Some(&b'-'));
+            let digits = rest[1 + minus..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            let after = 1 + minus + digits;
+            if digits > 0 && rest[after..].starts_with(tail) {
+                let number = &rest[1..after];
+                let len = after + tail.len();
+                // GNU tests the number for truth: `{0}` is `{}`, but `{00}` and `{-0}` are
+                // positions past the end.
+                if number == b"0" {
+                    return Some((len, Piece::Replace(None, kind)));
+                }
+                let n: i64 = std::str::from_utf8(number).ok()?.parse().ok()?;
+                return Some((len, Piece::Replace(Some(n), kind)));
+            }
+        }
+    }
+    None
+}
+
+/// A replacement string applied to one value.
+fn apply(value: &[u8], kind: Kind, seq: u64, slot: usize) -> Vec<u8> {
+    match kind {
+        Kind::Whole => value.to_vec(),
+        Kind::NoExtension => no_extension(value).to_vec(),
+        Kind::Basename => basename(value),
+        Kind::Dirname => dirname(value),
+        Kind::BasenameNoExtension => no_extension(&basename(value)).to_vec(),
+        Kind::Seq => seq.to_string().into_bytes(),
+        Kind::Slot => slot.to_string().into_bytes(),
     }
 }
 
-/// Quotes `s` for `sh`: as it is when that is safe, else in single quotes.
-pub fn quote(s: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
-    if !s.is_empty() && s.chars().all(safe) {
-        s.to_string()
+/// `s:\.[^/.]*$::`: the last dot starts the extension unless a `/` follows it.
+fn no_extension(value: &[u8]) -> &[u8] {
+    match value.iter().rposition(|&b| b == b'.') {
+        Some(dot) if !value[dot..].contains(&b'/') => &value[..dot],
+        _ => value,
+    }
+}
+
+/// `s:.*/::`: Perl's `.` stops at a newline, so the first line holding a `/` loses everything
+/// up to its last `/`.
+fn basename(value: &[u8]) -> Vec<u8> {
+    let mut start = 0;
+    for line in value.split(|&b| b == b'\n') {
+        if let Some(slash) = line.iter().rposition(|&b| b == b'/') {
+            let mut out = value[..start].to_vec();
+            out.extend_from_slice(&value[start + slash + 1..]);
+            return out;
+        }
+        start += line.len() + 1;
+    }
+    value.to_vec()
+}
+
+/// Perl's `File::Basename::dirname` on Unix, which `{//}` is.
+fn dirname(value: &[u8]) -> Vec<u8> {
+    fn fileparse(p: &[u8]) -> (&[u8], &[u8]) {
+        match p.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&p[..=i], &p[i + 1..]),
+            None => (b"./", p),
+        }
+    }
+    // `s{(.)/*\z}{$1}s`: trailing slashes go, but not the first character.
+    fn strip(d: &[u8]) -> &[u8] {
+        let kept = d.len() - d.iter().rev().take_while(|&&b| b == b'/').count();
+        &d[..kept.max(1.min(d.len()))]
+    }
+    let (dir, base) = fileparse(value);
+    let mut dir = strip(dir);
+    if base.is_empty() {
+        dir = strip(fileparse(dir).0);
+    }
+    dir.to_vec()
+}
+
+/// Quotes `s` for a Bourne shell as GNU parallel does: as it is when made of
+/// `[-_.+a-zA-Z0-9/]`, else in single quotes with `'` as `'"'"'`.
+pub fn quote(s: &[u8]) -> Vec<u8> {
+    let safe = |b: &u8| b.is_ascii_alphanumeric() || b"-_.+/".contains(b);
+    if s.is_empty() {
+        return b"''".to_vec();
+    }
+    if s.iter().all(safe) {
+        return s.to_vec();
+    }
+    let mut out = vec![b'\''];
+    for &b in s {
+        if b == b'\'' {
+            out.extend_from_slice(b"'\"'\"'");
+        } else {
+            out.push(b);
+        }
+    }
+    out.push(b'\'');
+    // GNU: `s/^''//; s/''$//`.
+    let start = if out.starts_with(b"''") { 2 } else { 0 };
+    let end = if out.len() >= start + 2 && out.ends_with(b"''") {
+        out.len() - 2
     } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
+        out.len()
+    };
+    out[start..end].to_vec()
 }
 
-/// Splits a line into words as `sh` does for a line with no shell syntax but our own quoting:
-/// blanks separate, `'...'` is literal, `\x` is `x`.
-fn split_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
+/// The words of `line` when it has no shell syntax at all: blanks between words, plain
+/// characters, `'...'` and `"'"` (the quoting [`quote`] writes). `None` for anything a shell
+/// would treat specially: then only the shell gives the same result.
+fn direct_words(line: &[u8]) -> Option<Vec<Value>> {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"-_.+/,:@%".contains(&b) || b >= 0x80;
+    let mut words: Vec<Value> = Vec::new();
+    let mut word = Vec::new();
     let mut in_word = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            ' ' | '\t' => {
+    let mut i = 0;
+    while i < line.len() {
+        let b = line[i];
+        match b {
+            b' ' | b'\t' => {
                 if in_word {
                     words.push(std::mem::take(&mut word));
                     in_word = false;
                 }
             }
-            '\'' => {
+            b'\'' => {
+                let close = line[i + 1..].iter().position(|&c| c == b'\'')?;
+                word.extend_from_slice(&line[i + 1..i + 1 + close]);
                 in_word = true;
-                for q in chars.by_ref() {
-                    if q == '\'' {
-                        break;
-                    }
-                    word.push(q);
-                }
+                i += close + 1;
             }
-            '\\' => {
+            b'"' if line[i..].starts_with(b"\"'\"") => {
+                word.push(b'\'');
                 in_word = true;
-                if let Some(next) = chars.next() {
-                    word.push(next);
-                }
+                i += 2;
             }
-            other => {
+            // `=` is an assignment only in the first word (`V=x cmd` needs the shell).
+            b'=' if !words.is_empty() => {
+                word.push(b);
                 in_word = true;
-                word.push(other);
             }
+            _ if plain(b) => {
+                word.push(b);
+                in_word = true;
+            }
+            _ => return None,
         }
+        i += 1;
     }
     if in_word {
         words.push(word);
     }
-    words
+    (!words.is_empty()).then_some(words)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shell::Shell;
 
-    fn words(s: &[&str]) -> Vec<String> {
-        s.iter().map(|w| w.to_string()).collect()
+    fn v(s: &str) -> Value {
+        s.as_bytes().to_vec()
     }
 
-    fn args(s: &[&str]) -> Vec<String> {
-        words(s)
+    fn parse(words: &[&str]) -> Template {
+        let words: Vec<Value> = words.iter().map(|w| v(w)).collect();
+        Template::parse(&words, &TemplateOptions::default()).unwrap()
+    }
+
+    fn line(t: &Template, args: &[&str]) -> String {
+        let args: Vec<Value> = args.iter().map(|a| v(a)).collect();
+        String::from_utf8(t.line(Some(&args), 1, 1)).unwrap()
     }
 
     #[test]
     fn every_replacement_string_matches_gnu_parallel() {
-        // parallel -k 'echo {#} {%} {} {1} {2} {.} {/} {//} {/.}' ::: /x/y.tar.gz ::: q
-        let t = Template::parse(&words(&["echo {#} {%} {} {1} {2} {.} {/} {//} {/.}"]));
-        let line = t.prepare(&args(&["/x/y.tar.gz", "q"]), 1, 1);
+        // parallel --dry-run 'echo {#} {%} {} {1} {2} {.} {/} {//} {/.}' ::: /x/y.tar.gz ::: q
+        let t = parse(&["echo {#} {%} {} {1} {2} {.} {/} {//} {/.} {-1}"]);
         assert_eq!(
-            line,
-            Prepared::Exec(words(&[
-                "echo",
-                "1",
-                "1",
-                "/x/y.tar.gz",
-                "q",
-                "/x/y.tar.gz",
-                "q",
-                "/x/y.tar",
-                "q",
-                "y.tar.gz",
-                "q",
-                "/x",
-                ".",
-                "y.tar",
-                "q"
-            ]))
+            line(&t, &["/x/y.tar.gz", "q"]),
+            "echo 1 1 /x/y.tar.gz q /x/y.tar.gz q /x/y.tar q y.tar.gz q /x . y.tar q q"
         );
     }
 
     #[test]
-    fn extensions_are_cut_as_gnu_parallel_cuts_them() {
-        let t = Template::parse(&words(&["echo {.}"]));
-        for (input, cut) in [
-            ("a.b.c", "a.b"),
-            (".hidden", ""),
-            ("dir.x/file", "dir.x/file"),
-            ("x.", "x"),
+    fn braces_that_are_no_replacement_string_stay_and_do_not_stop_the_others() {
+        let t = parse(&[
+            "awk '{print $1}' {}",
+            "{{}}",
+            "${HOME}{}",
+            "{x}",
+            "{0}{00}{-0}{01}",
+        ]);
+        assert_eq!(line(&t, &["f"]), "awk '{print $1}' f {f} ${HOME}f {x} ff");
+        assert!(matches!(
+            Template::parse(&[v("echo {= s/a/b/ =}")], &TemplateOptions::default()),
+            Err(TemplateError::Perl(e)) if e == "{= s/a/b/ =}"
+        ));
+    }
+
+    #[test]
+    fn paths_are_cut_as_perl_cuts_them() {
+        for (input, dir, base, noext) in [
+            ("a/b/", "a", "", "a/b/"),
+            ("a//b", "a", "b", "a//b"),
+            ("/a", "/", "a", "/a"),
+            ("/", "/", "", "/"),
+            ("a", ".", "a", "a"),
+            ("", ".", "", ""),
+            ("//a", "/", "a", "//a"),
+            ("a//", ".", "", "a//"),
+            (".hidden", ".", ".hidden", ""),
+            ("dir.x/file", "dir.x", "file", "dir.x/file"),
+            ("x.", ".", "x.", "x"),
         ] {
-            let expected = if cut.is_empty() {
-                vec!["echo".to_string(), String::new()]
-            } else {
-                words(&["echo", cut])
-            };
             assert_eq!(
-                t.prepare(&args(&[input]), 1, 1),
-                Prepared::Exec(expected),
-                "{input}"
+                dirname(input.as_bytes()),
+                dir.as_bytes(),
+                "dirname {input:?}"
             );
+            assert_eq!(
+                basename(input.as_bytes()),
+                base.as_bytes(),
+                "basename {input:?}"
+            );
+            assert_eq!(
+                no_extension(input.as_bytes()),
+                noext.as_bytes(),
+                "{input:?}"
+            );
+        }
+        assert_eq!(basename(b"x\ny/z"), b"x\nz");
+    }
+
+    #[test]
+    fn values_are_quoted_as_gnu_quotes_them() {
+        for (value, quoted) in [
+            ("a b", "'a b'"),
+            ("it's", "'it'\"'\"'s'"),
+            ("'a", "\"'\"'a'"),
+            ("a'", "'a'\"'\""),
+            ("'", "\"'\""),
+            ("", "''"),
+            ("a,b", "'a,b'"),
+            ("a/b-c_d.e+f", "a/b-c_d.e+f"),
+        ] {
+            assert_eq!(String::from_utf8(quote(value.as_bytes())).unwrap(), quoted);
+            let words = direct_words(&quote(value.as_bytes()));
+            assert_eq!(words, Some(vec![v(value)]), "{value:?} round trip");
         }
     }
 
     #[test]
-    fn seq_and_slot_count_as_replacement_strings() {
-        let t = Template::parse(&words(&["echo {%} {#}"]));
-        assert_eq!(
-            t.prepare(&args(&["a"]), 2, 1),
-            Prepared::Exec(words(&["echo", "1", "2"]))
-        );
+    fn several_arguments_repeat_non_positional_strings_and_missing_positions_are_empty() {
+        let t = parse(&["echo", "x{}y", "{#}", "{3}", "{-3}"]);
+        assert_eq!(line(&t, &["a", "b c"]), "echo xa 'b c'y 1  ");
+        let t = parse(&["echo", "{2}"]);
+        assert_eq!(line(&t, &["a", ""]), "echo ''");
     }
 
     #[test]
     fn without_a_replacement_string_the_inputs_are_appended() {
-        let t = Template::parse(&words(&["gzip", "-9"]));
-        assert_eq!(
-            t.prepare(&args(&["a b"]), 1, 1),
-            Prepared::Exec(words(&["gzip", "-9", "a b"]))
-        );
-        let t = Template::parse(&[]);
-        assert_eq!(
-            t.prepare(&args(&["x"]), 1, 1),
-            Prepared::Exec(words(&["echo", "x"]))
-        );
+        assert_eq!(line(&parse(&["gzip", "-9"]), &["a b"]), "gzip -9 'a b'");
+        let t = parse(&["echo", "x"]);
+        assert_eq!(String::from_utf8(t.line(None, 1, 1)).unwrap(), "echo x ");
     }
 
     #[test]
-    fn shell_syntax_runs_through_sh_with_inputs_quoted() {
-        let t = Template::parse(&words(&["echo", "{}", "|", "wc", "-c"]));
-        assert!(t.uses_shell());
-        assert_eq!(
-            t.prepare(&args(&["it's $HOME"]), 1, 1),
-            Prepared::Shell("echo 'it'\\''s $HOME' | wc -c".into())
-        );
-        assert!(!Template::parse(&words(&["gzip", "{}"])).uses_shell());
-        assert!(
-            Template::parse(&words(&["exit", "{}"])).uses_shell(),
-            "a builtin needs sh"
-        );
+    fn an_input_that_is_the_command_is_not_quoted() {
+        let t = parse(&[]);
+        assert!(t.input_is_command());
+        assert_eq!(line(&t, &["echo b;echo c"]), "echo b;echo c");
+        assert_eq!(line(&parse(&["{}", "x"]), &["echo a"]), "echo a x");
+        assert_eq!(line(&parse(&["V={} cmd"]), &["a b"]), "V='a b' cmd");
+        let quote_all = TemplateOptions {
+            quote_all: true,
+            ..TemplateOptions::default()
+        };
+        let words: Vec<Value> = ["echo", "x{}y", "a b"].iter().map(|w| v(w)).collect();
+        let t = Template::parse(&words, &quote_all).unwrap();
+        assert_eq!(line(&t, &["a", "b c"]), "echo xa 'b cy' 'a b'");
     }
 
     #[test]
-    fn unknown_braces_are_left_alone_and_missing_sources_are_empty() {
-        let t = Template::parse(&words(&["echo", "{x}", "{3}"]));
-        assert!(t.uses_shell(), "a literal brace is shell syntax");
-        assert_eq!(
-            t.prepare(&args(&["a"]), 1, 1),
-            Prepared::Shell("echo {x} ''".into())
-        );
+    fn renamed_strings_replace_the_defaults() {
+        let options = TemplateOptions {
+            strings: Strings {
+                whole: v(",,"),
+                ..Strings::default()
+            },
+            ..TemplateOptions::default()
+        };
+        let t = Template::parse(&[v("echo ,, {} {.}")], &options).unwrap();
+        assert_eq!(line(&t, &["a.b"]), "echo a.b {} a");
     }
 
     #[test]
-    fn quoting_round_trips_through_the_word_splitter() {
-        for s in ["plain", "with space", "it's", "", "$x", "a\\b", "tab\there"] {
-            assert_eq!(split_words(&quote(s)), vec![s.to_string()], "{s:?}");
+    fn only_lines_without_shell_syntax_are_executed_directly() {
+        let shell = Shell::for_tests("/bin/sh");
+        let exec = |l: &str| match parse(&[l]).prepare(Some(&[v("x y")]), 1, 1, &shell) {
+            Prepared::Exec { words, .. } => Some(words.len()),
+            Prepared::Shell(_) => None,
+        };
+        assert_eq!(exec("gzip -9 {}"), Some(3));
+        assert_eq!(exec("dd if={} of=/dev/null"), Some(3));
+        for shell_line in [
+            "echo {}",
+            "cd / && ls {}",
+            "V=1 env {}",
+            "ls {} | wc",
+            "ls ~ {}",
+            "ls a\\ b {}",
+            "ls \"$x\" {}",
+            "ls {a,b} {}",
+            "ls * {}",
+        ] {
+            assert_eq!(exec(shell_line), None, "{shell_line}");
         }
     }
 }

@@ -46,7 +46,7 @@ fn main() -> ExitCode {
         return code;
     }
     // `conlab run` exits 255 on errors, as GNU parallel does; the other commands use 1 and 2.
-    let is_run = std::env::args().nth(1).as_deref() == Some("run");
+    let is_run = std::env::args_os().nth(1).is_some_and(|a| a == "run");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if is_run && e.use_stderr() => {

@@ -402,3 +402,191 @@ fn a_closed_output_pipe_stops_the_run_quietly() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `bash -c "PROGRAM LINE"`: both runners then find bash as the shell they were started from.
+fn under_bash(program: &str, line: &str) -> Output {
+    Command::new("bash")
+        .arg("-c")
+        .arg(format!("{program} {line}"))
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .output()
+        .expect("running bash")
+}
+
+#[test]
+fn every_listed_command_line_gives_gnu_parallels_output_and_exit_status() {
+    if gnu(&["--version"]).is_none() {
+        return;
+    }
+    std::fs::write("/tmp/conlab-gnu-cols.tsv", "a\tb\nc\td\n").unwrap();
+    let cases = include_str!("run/gnu_cases.txt");
+    let conlab = format!("{} run", env!("CARGO_BIN_EXE_conlab"));
+    let mut differ = Vec::new();
+    let mut tried = 0;
+    for line in cases
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        tried += 1;
+        let theirs = under_bash("parallel --will-cite", line);
+        let ours = under_bash(&conlab, line);
+        if ours.stdout != theirs.stdout || ours.status.code() != theirs.status.code() {
+            differ.push(format!(
+                "{line}\n  GNU ({:?}): {:?}\n  conlab ({:?}): {:?} {:?}",
+                theirs.status.code(),
+                String::from_utf8_lossy(&theirs.stdout),
+                ours.status.code(),
+                String::from_utf8_lossy(&ours.stdout),
+                String::from_utf8_lossy(&ours.stderr),
+            ));
+        }
+    }
+    assert!(tried > 50, "the case list was not read");
+    assert!(
+        differ.is_empty(),
+        "{} of {tried} differ:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
+}
+
+#[test]
+fn what_conlab_does_not_support_is_refused_by_name() {
+    for (args, named) in [
+        (vec!["echo", "{= s/a/b/ =}", ":::", "a"], "{= s/a/b/ =}"),
+        (vec!["-N2", "echo", ":::", "a"], "-N"),
+        (vec!["-j", "-5", "echo", ":::", "a"], "cannot run any jobs"),
+        (vec!["--halt", "later,fail=1", "echo", ":::", "a"], "--halt"),
+    ] {
+        let out = conlab(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(named),
+            "{args:?} should name {named}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?} ran something");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_conlab"))
+        .args(["run", "echo", ":::", "a"])
+        .env("PARALLEL", "-j4")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("$PARALLEL"));
+}
+
+#[test]
+fn arguments_are_bytes_not_text() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = std::env::temp_dir().join(format!("conlab-run-bytes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"a\xffb");
+    std::fs::write(dir.join(name), "x").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_conlab"))
+        .args(["run", "-0", "cat"])
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"a\xffb\0").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"x"[..]));
+    let out = Command::new(env!("CARGO_BIN_EXE_conlab"))
+        .arg("run")
+        .arg("echo")
+        .arg(":::")
+        .arg(name)
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"a\xffb\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_huge_slot_count_starts_only_the_slots_the_jobs_need() {
+    let out = conlab(&["-j", "100000", "-k", "echo", ":::", "a", "b", "c"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"a\nb\nc\n");
+}
+
+#[test]
+fn a_results_dir_that_cannot_be_written_stops_the_run_before_any_job() {
+    let base = std::env::temp_dir().join(format!("conlab-run-results-{}", std::process::id()));
+    std::fs::write(&base, "a file").unwrap();
+    let marker = base.with_extension("ran");
+    let out = conlab(&[
+        "--results",
+        base.to_str().unwrap(),
+        &format!("touch {}", marker.display()),
+        ":::",
+        "a",
+    ]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--results"));
+    assert!(!marker.exists(), "a job ran");
+    std::fs::remove_file(&base).unwrap();
+}
+
+#[test]
+fn keep_order_with_line_buffer_streams_in_input_order() {
+    let out = conlab(&[
+        "-k",
+        "--lb",
+        "-j3",
+        "sleep 0.{}; echo {}; sleep 0.{}; echo {}",
+        ":::",
+        "3",
+        "1",
+        "2",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "3\n3\n1\n1\n2\n2\n");
+}
+
+#[test]
+fn big_outputs_wait_on_disk_not_in_memory() {
+    // Two jobs of 96 MB each: held in memory that would be ~200 MB of resident set.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_conlab"))
+        .args([
+            "run",
+            "-j2",
+            "-n0",
+            "head -c 100000000 /dev/zero",
+            ":::",
+            "1",
+            "2",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        // A slow reader: the jobs finish long before their output is read.
+        std::thread::sleep(Duration::from_micros(50));
+        match std::io::Read::read(&mut stdout, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(total, 200_000_000);
+    assert!(child.wait().unwrap().success());
+    // SAFETY: getrusage fills the struct it is given; it lives on the stack for the call.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; RUSAGE_CHILDREN covers the children this test process waited for.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    assert!(
+        usage.ru_maxrss < 64 * 1024,
+        "a child peaked at {} KB",
+        usage.ru_maxrss
+    );
+}

@@ -23,7 +23,7 @@ pub(crate) enum Command {
     /// Measure what threads, processes, switches, locks and atomics cost on this machine.
     Probe(probe::Args),
     /// Run a command over many inputs, N at a time (GNU parallel's syntax).
-    Run(run::Args),
+    Run(Box<run::Args>),
     /// Serve HTTP under a chosen architecture (prefork, threadpool, thread-per-conn, event).
     Serve(serve::Args),
     /// Load an HTTP server, like wrk (closed loop) or wrk2 (--rate, open loop).

@@ -1,18 +1,22 @@
 //! `conlab run`: GNU parallel's job, with GNU parallel's syntax. Parses the options, the
-//! command words and the `:::` sources, installs the Ctrl-C handling, and renders; the
-//! scheduling lives in `conlab-run`.
+//! command words and the `:::` sources (as bytes), installs the Ctrl-C handling, and renders;
+//! the reading, quoting and scheduling live in `conlab-run`.
 
-use std::io::IsTerminal;
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use conlab_exec::{Executor, Model, Pool, PoolOptions, available_cores};
-use conlab_run::input::{self, InputOptions, Source, SourceSpec};
-use conlab_run::{Halt, Options, Output, Resume, Stop, Template};
-use conlab_work::{Job, Workload};
+use conlab_exec::{Model, available_cores};
+use conlab_run::input::{self, InputOptions, Trim};
+use conlab_run::template::Strings;
+use conlab_run::{
+    Halt, Options, Output, Resume, Separators, Shell, Stop, Template, TemplateOptions, Value,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output::duration;
@@ -21,31 +25,44 @@ pub(crate) const AFTER_HELP: &str = "\
 Input sources (after the command; several give every combination, the first varying slowest):
   ::: a b c         the values a, b, c
   :::: FILE         one value per line of FILE (- for stdin)
-  :::+ / ::::+      pair with the source before instead of combining
+  :::+ / ::::+      pair with the source before instead of combining (--link: all of them)
   (none)            one value per line of standard input
+  (no command)      each value is a command line: conlab run ::: 'echo a' 'ls | wc -l'
 
-Replacement strings: {} {.} {/} {//} {/.} {#} (job number) {%} (slot) {1} {2} ... {1.} {2/} ...
-Without any, the values are appended. Lines with shell syntax run with sh -c; others are
-executed directly (faster).
+Replacement strings: {} {.} {/} {//} {/.} {#} (job number) {%} (slot) {1} {2} {-1} ... {1.}
+{2/} ...; other braces are left alone. Without any, the values are appended. Values are
+shell-quoted. Lines run under your shell, as GNU parallel's do ($PARALLEL_SHELL, else the
+shell you started conlab from, else $SHELL); a line with no shell syntax is executed
+directly, which costs half as much. Jobs see PARALLEL_SEQ, PARALLEL_JOBSLOT, PARALLEL_PID.
 
 Examples:
   conlab run -j8 gzip {} ::: *.log
   find . -name '*.txt' -print0 | conlab run -0 -k wc -l
-  conlab run --joblog jobs.tsv --resume -j4 ./render.sh {} ::: scenes/*
+  conlab run -j+1 --joblog jobs.tsv --resume ./render.sh {} ::: scenes/*
   conlab run --timeout 10s --retries 3 --halt soon,fail=5 curl -sfO {} :::: urls.txt
+  conlab run -I ,, mv ,, ,,.bak ::: a b
   conlab run --task primes --model processes ::: 400000 500000 600000
 
 Exit status: 0 all jobs succeeded; 1-100 that many jobs failed; 101 more than 100 failed;
-with --halt ...,fail=N the failing job's status; 128+N after signal N (130 for Ctrl-C);
-255 on any other error (a bad option, an unreadable input, a bad joblog).
+with --halt: fail=1 the failing job's status, fail=N% the percentage failed; 128+N after
+signal N (130 for Ctrl-C); 255 on any other error (a bad option, an unreadable input).
 Ctrl-C: no new job starts, running jobs get SIGTERM (their whole process group), SIGKILL
-after --grace; the joblog keeps every finished job, so --resume runs exactly the rest.";
+after --grace; the joblog keeps every finished job, so --resume runs exactly the rest.
+Options GNU parallel has and conlab run does not are refused by name (see docs/run.md).";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP, args_override_self = true)]
 pub(crate) struct Args {
-    /// Jobs at once: N, N% of the cores, or 0 for as many as possible (256).
-    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    /// Jobs at once: N, +N or -N (the cores plus or minus N), N% of the cores, or 0 (as many
+    /// as the jobs need, up to 256).
+    #[arg(
+        short = 'j',
+        long = "jobs",
+        visible_alias = "max-procs",
+        short_alias = 'P',
+        value_name = "N",
+        allow_hyphen_values = true
+    )]
     jobs: Option<String>,
 
     /// Print output in input order (like map), not completion order (like as_completed).
@@ -60,27 +77,101 @@ pub(crate) struct Args {
     #[arg(long)]
     tag: bool,
 
-    /// Give each job up to N inputs at once ({} is all of them, {1} {2} ... each).
-    #[arg(short = 'n', long = "max-args", value_name = "N", default_value_t = 1)]
-    max_args: usize,
+    /// Give each job up to N inputs at once ({} is all of them, {1} {2} ... each); 0: none.
+    #[arg(short = 'n', long = "max-args", value_name = "N")]
+    max_args: Option<usize>,
 
-    /// Print each job's command line before its output.
+    /// Print each job's command line on standard output before its output.
     #[arg(short = 'v', long)]
     verbose: bool,
+
+    /// Print each job's command line on standard error as it starts.
+    #[arg(short = 't')]
+    trace: bool,
 
     /// Input values end with NUL, not newline (for find -print0).
     #[arg(short = '0', long = "null")]
     null: bool,
 
+    /// Input values end with DELIM (\n, \t, \0, \\ and \xHH are understood).
+    #[arg(short = 'd', long = "delimiter", value_name = "DELIM")]
+    delimiter: Option<String>,
+
+    /// A value equal to EOF ends its input source.
+    #[arg(short = 'E', value_name = "EOF")]
+    eof: Option<OsString>,
+
+    /// Skip input values that are empty or only white space.
+    #[arg(short = 'r', long = "no-run-if-empty")]
+    no_run_if_empty: bool,
+
+    /// Trim white space from values: n (none), l, r, lr.
+    #[arg(long, value_name = "n|l|r|lr")]
+    trim: Option<String>,
+
     /// Split each input line into columns {1} {2} ... at this regular expression.
     #[arg(short = 'C', long, value_name = "REGEX")]
     colsep: Option<String>,
+
+    /// Pair the input sources instead of combining them (shorter ones are reused).
+    #[arg(long, visible_alias = "xapply")]
+    link: bool,
 
     /// Read values from FILE, like `:::: FILE` (repeatable).
     #[arg(short = 'a', long = "arg-file", value_name = "FILE")]
     arg_file: Vec<PathBuf>,
 
-    /// Log every finished job to FILE, in GNU parallel's format.
+    /// Use SEP instead of ::: to start a source of values.
+    #[arg(long = "arg-sep", value_name = "SEP")]
+    arg_sep: Option<OsString>,
+
+    /// Use SEP instead of :::: to start a source of files.
+    #[arg(long = "arg-file-sep", value_name = "SEP")]
+    arg_file_sep: Option<OsString>,
+
+    /// Use STR instead of {} (and {N} forms are not made for it unless it starts with {).
+    #[arg(short = 'I', long = "replace", value_name = "STR")]
+    replace: Option<OsString>,
+
+    /// Use STR instead of {.}.
+    #[arg(
+        long = "extensionreplace",
+        visible_alias = "er",
+        short_alias = 'U',
+        value_name = "STR"
+    )]
+    extension_replace: Option<OsString>,
+
+    /// Use STR instead of {/}.
+    #[arg(long = "basenamereplace", visible_alias = "bnr", value_name = "STR")]
+    basename_replace: Option<OsString>,
+
+    /// Use STR instead of {//}.
+    #[arg(long = "dirnamereplace", visible_alias = "dnr", value_name = "STR")]
+    dirname_replace: Option<OsString>,
+
+    /// Use STR instead of {/.}.
+    #[arg(
+        long = "basenameextensionreplace",
+        visible_alias = "bner",
+        value_name = "STR"
+    )]
+    basename_extension_replace: Option<OsString>,
+
+    /// Use STR instead of {#}.
+    #[arg(long = "seqreplace", value_name = "STR")]
+    seq_replace: Option<OsString>,
+
+    /// Use STR instead of {%}.
+    #[arg(long = "slotreplace", value_name = "STR")]
+    slot_replace: Option<OsString>,
+
+    /// Quote the command's words instead of the values (run it as given, without a shell's
+    /// reading of it).
+    #[arg(short = 'q', long = "quote")]
+    quote: bool,
+
+    /// Log every finished job to FILE, in GNU parallel's format (- for standard output).
     #[arg(long, value_name = "FILE")]
     joblog: Option<PathBuf>,
 
@@ -92,7 +183,7 @@ pub(crate) struct Args {
     #[arg(long = "resume-failed")]
     resume_failed: bool,
 
-    /// Run a failing job up to N times in all.
+    /// Try a failing job up to N times in all (0: until it succeeds), as GNU counts.
     #[arg(long, value_name = "N", default_value_t = 1)]
     retries: u32,
 
@@ -105,7 +196,12 @@ pub(crate) struct Args {
     grace: String,
 
     /// Stop early: now|soon,fail|success|done=N or N% (e.g. now,fail=1), or never.
-    #[arg(long, value_name = "POLICY")]
+    #[arg(
+        long,
+        visible_alias = "halt-on-error",
+        value_name = "POLICY",
+        allow_hyphen_values = true
+    )]
     halt: Option<String>,
 
     /// Print the commands that would run, run nothing.
@@ -133,32 +229,71 @@ pub(crate) struct Args {
     #[arg(long, value_name = "MODEL", default_value = "threads")]
     model: Model,
 
+    /// Ignore GNU parallel's profiles and $PARALLEL (conlab does not read them).
+    #[arg(long)]
+    plain: bool,
+
     /// Accepted for GNU parallel scripts; does nothing.
     #[arg(long = "will-cite", hide = true)]
     will_cite: bool,
 
     /// The command, then the input sources.
     #[arg(trailing_var_arg = true, value_name = "COMMAND [:::|:::: ...]")]
-    rest: Vec<String>,
+    rest: Vec<OsString>,
+}
+
+fn bytes(s: &Option<OsString>) -> Option<Value> {
+    s.as_ref().map(|s| s.as_bytes().to_vec())
 }
 
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
-    let (command, sources) = input::split_command_line(&args.rest, &args.arg_file)?;
+    if !args.plain {
+        refuse_profiles()?;
+    }
+    let words: Vec<Value> = args.rest.iter().map(|w| w.clone().into_vec()).collect();
+    let defaults = Separators::default();
+    let seps = Separators {
+        args: bytes(&args.arg_sep).unwrap_or(defaults.args),
+        files: bytes(&args.arg_file_sep).unwrap_or(defaults.files),
+    };
+    let (command, sources) = input::split_command_line(&words, &args.arg_file, &seps);
+    let delimiter = match (&args.delimiter, args.null) {
+        (Some(d), _) => Some(unescape(d)?),
+        (None, true) => Some(vec![0]),
+        (None, false) => None,
+    };
+    if delimiter.as_ref().is_some_and(Vec::is_empty) {
+        bail!("-d takes a delimiter of at least one character");
+    }
     let colsep = args
         .colsep
         .as_deref()
-        .map(regex::Regex::new)
+        .map(regex::bytes::Regex::new)
         .transpose()
         .context("bad --colsep regular expression")?;
+    let trim = match args.trim.as_deref() {
+        None | Some("n") => Trim::None,
+        Some("l") => Trim::Left,
+        Some("r") => Trim::Right,
+        Some("lr" | "rl") => Trim::Both,
+        Some(other) => bail!("bad --trim `{other}`: use n, l, r or lr"),
+    };
+    let warn: input::Warn = Arc::new(|message: &str| {
+        let _ = writeln!(std::io::stderr(), "conlab: Warning: {message}");
+    });
+    let input_options = InputOptions {
+        delimiter,
+        colsep,
+        eof: bytes(&args.eof),
+        skip_blank: args.no_run_if_empty,
+        trim,
+        link: args.link,
+        warn: Some(warn),
+    };
+    let total = input::known_total(&sources, &input_options);
     let rows = input::group(
-        input::rows(
-            &sources,
-            &InputOptions {
-                null: args.null,
-                colsep,
-            },
-        )?,
-        args.max_args,
+        input::rows(&sources, &input_options)?,
+        args.max_args.unwrap_or(1),
     );
     let jobs = match args.jobs.as_deref() {
         Some(spec) => conlab_run::slots(spec, available_cores())?,
@@ -168,7 +303,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         if !command.is_empty() {
             bail!(
                 "--task runs a built-in workload: give values after :::, not a command ({})",
-                command.join(" ")
+                String::from_utf8_lossy(&command.join(&b' '))
             );
         }
         return run_task(kind, args.model, jobs, args.keep_order, rows);
@@ -178,17 +313,37 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         (true, false) => Resume::Unfinished,
         _ => Resume::No,
     };
-    if resume != Resume::No && args.joblog.is_none() {
+    if resume != Resume::No && args.joblog.as_ref().is_none_or(|p| p.as_os_str() == "-") {
         bail!("--resume and --resume-failed need --joblog FILE (the log of the earlier run)");
     }
+    let defaults = Strings::default();
+    let strings = Strings {
+        whole: bytes(&args.replace).unwrap_or(defaults.whole),
+        no_extension: bytes(&args.extension_replace).unwrap_or(defaults.no_extension),
+        basename: bytes(&args.basename_replace).unwrap_or(defaults.basename),
+        dirname: bytes(&args.dirname_replace).unwrap_or(defaults.dirname),
+        basename_no_extension: bytes(&args.basename_extension_replace)
+            .unwrap_or(defaults.basename_no_extension),
+        seq: bytes(&args.seq_replace).unwrap_or(defaults.seq),
+        slot: bytes(&args.slot_replace).unwrap_or(defaults.slot),
+    };
+    let template = Template::parse(
+        &command,
+        &TemplateOptions {
+            strings,
+            quote_all: args.quote,
+        },
+    )?;
+    let shell = Shell::detect()?;
     let options = Options {
         jobs,
         keep_order: args.keep_order,
         line_buffer: args.line_buffer,
         tag: args.tag,
         verbose: args.verbose,
+        trace: args.trace,
         timeout: args.timeout.as_deref().map(duration).transpose()?,
-        retries: args.retries.max(1),
+        retries: args.retries,
         halt: args.halt.as_deref().map(Halt::parse).transpose()?.flatten(),
         delay: args.delay.as_deref().map(duration).transpose()?,
         dry_run: args.dry_run,
@@ -196,17 +351,19 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         joblog: args.joblog.clone(),
         resume,
         grace: duration(&args.grace)?,
+        no_args: args.max_args == Some(0),
     };
     let stop = Arc::new(Stop::default());
     install_signal_handlers(&stop)?;
-    let bar = progress_bar(args.bar, known_total(&sources));
+    let bar = progress_bar(args.bar, total);
     let on_progress = |done: u64| bar.set_position(done);
     let output = Output {
         stdout: Box::new(std::io::stdout()),
         stderr: Box::new(std::io::stderr()),
     };
     let summary = conlab_run::run(
-        &Template::parse(&command),
+        &template,
+        &shell,
         rows,
         &options,
         output,
@@ -214,7 +371,84 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         Some(&on_progress),
     )?;
     bar.finish_and_clear();
+    if let Some(refused) = summary.slots_refused {
+        eprintln!(
+            "conlab: Warning: the OS refused {refused} of the {jobs} job slots asked for; ran with fewer"
+        );
+    }
     Ok(ExitCode::from(summary.exit_code()))
+}
+
+/// GNU parallel reads options from these before the command line; conlab does not, so a run
+/// that would differ is refused rather than run differently.
+fn refuse_profiles() -> Result<()> {
+    if std::env::var_os("PARALLEL").is_some_and(|v| !v.is_empty()) {
+        bail!(
+            "$PARALLEL is set: GNU parallel reads options from it and conlab run does not; \
+             unset it, or pass --plain to run without it"
+        );
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let parallel_home = std::env::var_os("PARALLEL_HOME")
+        .map(PathBuf::from)
+        .or_else(|| home.as_ref().map(|h| h.join(".parallel")));
+    let mut profiles = vec![PathBuf::from("/etc/parallel/config")];
+    profiles.extend(parallel_home.map(|d| d.join("config")));
+    profiles.extend(home.map(|h| h.join(".parallelrc")));
+    for profile in profiles {
+        let Ok(text) = std::fs::read(&profile) else {
+            continue;
+        };
+        let sets_options = text
+            .split(|&b| b == b'\n')
+            .any(|l| !l.trim_ascii().is_empty() && !l.trim_ascii().starts_with(b"#"));
+        if sets_options {
+            bail!(
+                "{} sets GNU parallel options and conlab run does not read it; \
+                 pass --plain to run without it",
+                profile.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `-d`'s escapes, as GNU parallel's `unquote_printf` reads them.
+fn unescape(text: &str) -> Result<Value> {
+    let mut out = Vec::new();
+    let mut chars = text.bytes().peekable();
+    while let Some(b) = chars.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match chars.next() {
+            Some(b'n') => out.push(b'\n'),
+            Some(b't') => out.push(b'\t'),
+            Some(b'r') => out.push(b'\r'),
+            Some(b'0') => out.push(0),
+            Some(b'a') => out.push(7),
+            Some(b'b') => out.push(8),
+            Some(b'f') => out.push(12),
+            Some(b'v') => out.push(11),
+            Some(b'\\') => out.push(b'\\'),
+            Some(b'x') => {
+                let hex: String = std::iter::from_fn(|| chars.next_if(u8::is_ascii_hexdigit))
+                    .take(2)
+                    .map(char::from)
+                    .collect();
+                let value = u8::from_str_radix(&hex, 16)
+                    .with_context(|| format!("-d {text}: \\x needs hex digits"))?;
+                out.push(value);
+            }
+            Some(other) => {
+                out.push(b'\\');
+                out.push(other);
+            }
+            None => out.push(b'\\'),
+        }
+    }
+    Ok(out)
 }
 
 /// SIGINT and SIGTERM stop the run (see `conlab_run::runner`); a third one exits at once.
@@ -232,27 +466,6 @@ fn install_signal_handlers(stop: &Arc<Stop>) -> Result<()> {
         }
     });
     Ok(())
-}
-
-/// The number of jobs, when every source is `:::` values (files and stdin are streamed).
-fn known_total(sources: &[SourceSpec]) -> Option<u64> {
-    let mut total: u64 = 1;
-    let mut group: Option<u64> = None;
-    for spec in sources {
-        let Source::Args(values) = &spec.source else {
-            return None;
-        };
-        let len = values.len() as u64;
-        group = Some(match group {
-            Some(g) if spec.linked => g.min(len),
-            Some(g) => {
-                total = total.saturating_mul(g);
-                len
-            }
-            None => len,
-        });
-    }
-    group.map(|g| total.saturating_mul(g))
 }
 
 fn progress_bar(wanted: bool, total: Option<u64>) -> ProgressBar {
@@ -284,60 +497,12 @@ fn run_task(
     keep_order: bool,
     rows: Box<dyn Iterator<Item = conlab_run::input::Row> + Send>,
 ) -> Result<ExitCode> {
-    use std::io::Write;
-    let pool = Pool::new(
-        model,
-        PoolOptions {
-            workers: Some(jobs),
-            ..PoolOptions::default()
-        },
-    )?;
-    let mut failed = 0u64;
     let out = &mut std::io::stdout().lock();
-    let mut handles = Vec::new();
-    let mut labels = Vec::new();
-    for row in rows {
-        let value = row?.join(" ");
-        let workload = Workload::parse(&format!("{kind}:{value}"))?;
-        let job = Job {
-            workload,
-            index: handles.len() as u64,
-        };
-        let handle = match &pool {
-            Pool::Async(event_loop) => event_loop
-                .submit_future(async move { job.run_timed_async().await })
-                .map_err(|_| conlab_exec::Error::Closed)?,
-            other => other.submit(job).map_err(|_| conlab_exec::Error::Closed)?,
-        };
-        handles.push(handle);
-        labels.push(value);
-    }
-    let mut emit = |i: usize,
-                    result: Result<Result<conlab_work::Done, String>, conlab_exec::Error>|
-     -> Result<()> {
-        match result {
-            Ok(Ok(done)) => writeln!(out, "{}", done.checksum)?,
-            Ok(Err(e)) => {
-                failed += 1;
-                eprintln!("conlab: {kind}:{}: {e}", labels[i]);
-            }
-            Err(e) => {
-                failed += 1;
-                eprintln!("conlab: {kind}:{}: {e}", labels[i]);
-            }
-        }
-        Ok(())
-    };
-    if keep_order {
-        for (i, h) in handles.into_iter().enumerate() {
-            emit(i, h.wait())?;
-        }
-    } else {
-        for (i, result) in conlab_exec::as_completed(handles) {
-            emit(i, result)?;
-        }
-    }
-    pool.shutdown(true, false);
+    let failed =
+        conlab_run::task::run_tasks(kind, model, jobs, keep_order, rows, |r| match r.outcome {
+            Ok(checksum) => writeln!(out, "{checksum}"),
+            Err(e) => writeln!(std::io::stderr(), "conlab: {kind}:{}: {e}", r.value),
+        })?;
     Ok(ExitCode::from(failed.min(101) as u8))
 }
 
@@ -345,18 +510,13 @@ fn run_task(
 mod tests {
     use super::*;
 
-    fn words(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_string).collect()
-    }
-
     #[test]
-    fn the_job_count_is_known_for_value_sources_only() {
-        let split = input::split_command_line;
-        let (_, sources) = split(&words("echo ::: a b c ::: 1 2 :::+ x"), &[]).unwrap();
-        assert_eq!(known_total(&sources), Some(3));
-        let (_, sources) = split(&words("echo ::: a b :::: f"), &[]).unwrap();
-        assert_eq!(known_total(&sources), None);
-        assert_eq!(known_total(&[]), None);
+    fn delimiters_take_printf_escapes() {
+        assert_eq!(unescape("\\t").unwrap(), b"\t");
+        assert_eq!(unescape("\\r\\n").unwrap(), b"\r\n");
+        assert_eq!(unescape("\\x41,").unwrap(), b"A,");
+        assert_eq!(unescape("\\0").unwrap(), b"\0");
+        assert!(unescape("\\xZZ").is_err());
     }
 
     #[test]

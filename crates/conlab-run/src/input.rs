@@ -192,6 +192,45 @@ pub fn split_command_line(
     (command, sources)
 }
 
+/// A `-d` escape that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("\\x needs hex digits")]
+pub struct EscapeError;
+
+/// `-d`'s escapes, as GNU parallel's `unquote_printf` reads them: `\n \t \r \0 \a \b \f
+/// \v \\ \xHH`; any other backslash stays as it is.
+pub fn unescape(text: &str) -> Result<Value, EscapeError> {
+    let mut out = Vec::new();
+    let mut bytes = text.bytes().peekable();
+    while let Some(b) = bytes.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match bytes.next() {
+            Some(b'n') => out.push(b'\n'),
+            Some(b't') => out.push(b'\t'),
+            Some(b'r') => out.push(b'\r'),
+            Some(b'0') => out.push(0),
+            Some(b'a') => out.push(7),
+            Some(b'b') => out.push(8),
+            Some(b'f') => out.push(12),
+            Some(b'v') => out.push(11),
+            Some(b'\\') => out.push(b'\\'),
+            Some(b'x') => {
+                let hex: String = std::iter::from_fn(|| bytes.next_if(u8::is_ascii_hexdigit))
+                    .take(2)
+                    .map(char::from)
+                    .collect();
+                out.push(u8::from_str_radix(&hex, 16).map_err(|_| EscapeError)?);
+            }
+            Some(other) => out.extend_from_slice(&[b'\\', other]),
+            None => out.push(b'\\'),
+        }
+    }
+    Ok(out)
+}
+
 /// One job's arguments, or a read error that stops the run.
 pub type Row = Result<Vec<Value>, InputError>;
 
@@ -702,6 +741,15 @@ mod tests {
         .unwrap();
         let got: Vec<Vec<Value>> = group(rows, 2).map(Result::unwrap).collect();
         assert_eq!(got, vec![words("a b"), words("c d"), words("e")]);
+    }
+
+    #[test]
+    fn delimiters_take_printf_escapes() {
+        assert_eq!(unescape("\\t").unwrap(), b"\t");
+        assert_eq!(unescape("\\r\\n").unwrap(), b"\r\n");
+        assert_eq!(unescape("\\x41,").unwrap(), b"A,");
+        assert_eq!(unescape("\\0").unwrap(), b"\0");
+        assert!(unescape("\\xZZ").is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@
 pub mod halt;
 pub mod input;
 pub mod joblog;
+pub mod profiles;
 pub mod runner;
 pub mod shell;
 mod slots;

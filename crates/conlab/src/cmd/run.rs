@@ -248,7 +248,7 @@ fn bytes(s: &Option<OsString>) -> Option<Value> {
 
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     if !args.plain {
-        refuse_profiles()?;
+        conlab_run::profiles::refuse()?;
     }
     let words: Vec<Value> = args.rest.iter().map(|w| w.clone().into_vec()).collect();
     let defaults = Separators::default();
@@ -258,7 +258,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     };
     let (command, sources) = input::split_command_line(&words, &args.arg_file, &seps);
     let delimiter = match (&args.delimiter, args.null) {
-        (Some(d), _) => Some(unescape(d)?),
+        (Some(d), _) => Some(input::unescape(d).map_err(|e| anyhow::anyhow!("-d {d}: {e}"))?),
         (None, true) => Some(vec![0]),
         (None, false) => None,
     };
@@ -379,78 +379,6 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     Ok(ExitCode::from(summary.exit_code()))
 }
 
-/// GNU parallel reads options from these before the command line; conlab does not, so a run
-/// that would differ is refused rather than run differently.
-fn refuse_profiles() -> Result<()> {
-    if std::env::var_os("PARALLEL").is_some_and(|v| !v.is_empty()) {
-        bail!(
-            "$PARALLEL is set: GNU parallel reads options from it and conlab run does not; \
-             unset it, or pass --plain to run without it"
-        );
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let parallel_home = std::env::var_os("PARALLEL_HOME")
-        .map(PathBuf::from)
-        .or_else(|| home.as_ref().map(|h| h.join(".parallel")));
-    let mut profiles = vec![PathBuf::from("/etc/parallel/config")];
-    profiles.extend(parallel_home.map(|d| d.join("config")));
-    profiles.extend(home.map(|h| h.join(".parallelrc")));
-    for profile in profiles {
-        let Ok(text) = std::fs::read(&profile) else {
-            continue;
-        };
-        let sets_options = text
-            .split(|&b| b == b'\n')
-            .any(|l| !l.trim_ascii().is_empty() && !l.trim_ascii().starts_with(b"#"));
-        if sets_options {
-            bail!(
-                "{} sets GNU parallel options and conlab run does not read it; \
-                 pass --plain to run without it",
-                profile.display()
-            );
-        }
-    }
-    Ok(())
-}
-
-/// `-d`'s escapes, as GNU parallel's `unquote_printf` reads them.
-fn unescape(text: &str) -> Result<Value> {
-    let mut out = Vec::new();
-    let mut chars = text.bytes().peekable();
-    while let Some(b) = chars.next() {
-        if b != b'\\' {
-            out.push(b);
-            continue;
-        }
-        match chars.next() {
-            Some(b'n') => out.push(b'\n'),
-            Some(b't') => out.push(b'\t'),
-            Some(b'r') => out.push(b'\r'),
-            Some(b'0') => out.push(0),
-            Some(b'a') => out.push(7),
-            Some(b'b') => out.push(8),
-            Some(b'f') => out.push(12),
-            Some(b'v') => out.push(11),
-            Some(b'\\') => out.push(b'\\'),
-            Some(b'x') => {
-                let hex: String = std::iter::from_fn(|| chars.next_if(u8::is_ascii_hexdigit))
-                    .take(2)
-                    .map(char::from)
-                    .collect();
-                let value = u8::from_str_radix(&hex, 16)
-                    .with_context(|| format!("-d {text}: \\x needs hex digits"))?;
-                out.push(value);
-            }
-            Some(other) => {
-                out.push(b'\\');
-                out.push(other);
-            }
-            None => out.push(b'\\'),
-        }
-    }
-    Ok(out)
-}
-
 /// SIGINT and SIGTERM stop the run (see `conlab_run::runner`); a third one exits at once.
 fn install_signal_handlers(stop: &Arc<Stop>) -> Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
@@ -509,15 +437,6 @@ fn run_task(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn delimiters_take_printf_escapes() {
-        assert_eq!(unescape("\\t").unwrap(), b"\t");
-        assert_eq!(unescape("\\r\\n").unwrap(), b"\r\n");
-        assert_eq!(unescape("\\x41,").unwrap(), b"A,");
-        assert_eq!(unescape("\\0").unwrap(), b"\0");
-        assert!(unescape("\\xZZ").is_err());
-    }
 
     #[test]
     fn durations_take_plain_seconds_or_units() {

@@ -126,6 +126,28 @@ impl LoadReport {
     pub fn clean(&self) -> bool {
         self.errors.is_empty() && self.successes == self.requests && self.requests > 0
     }
+
+    /// What went wrong, in one sentence; `None` for a [clean](Self::clean) run.
+    pub fn failure(&self) -> Option<String> {
+        if self.clean() {
+            return None;
+        }
+        let errors: u64 = self.errors.values().sum();
+        Some(if self.requests == 0 {
+            format!(
+                "no responses in {:.2} s{}",
+                self.duration_s,
+                self.first_error
+                    .as_deref()
+                    .map_or(String::new(), |e| format!(" ({e})"))
+            )
+        } else {
+            format!(
+                "{} responses were not 2xx and {errors} requests failed",
+                self.requests - self.successes
+            )
+        })
+    }
 }
 
 impl conlab_measure::Tabular for LoadReport {

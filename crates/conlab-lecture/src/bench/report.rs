@@ -76,6 +76,26 @@ pub struct BenchRow {
     pub checksum_ok: bool,
 }
 
+impl BenchReport {
+    /// One sentence per row that did not finish with serial's answers (failed tasks, or
+    /// different answers); empty when every row did.
+    pub fn failures(&self) -> Vec<String> {
+        self.results
+            .iter()
+            .filter(|r| r.errors > 0 || !r.checksum_ok)
+            .map(|row| match &row.first_error {
+                Some(error) => format!(
+                    "{} of {} tasks failed under {}; the first: {error}",
+                    row.errors,
+                    self.tasks,
+                    row.label()
+                ),
+                None => format!("the answers under {} differ from serial's", row.label()),
+            })
+            .collect()
+    }
+}
+
 impl BenchRow {
     /// `threads x2 --gil`.
     pub fn label(&self) -> String {

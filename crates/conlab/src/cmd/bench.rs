@@ -167,26 +167,11 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     bar.finish_and_clear();
     let report = report?;
     emit(&report, exports)?;
-    let failed: Vec<_> = report
-        .results
-        .iter()
-        .filter(|r| r.errors > 0 || !r.checksum_ok)
-        .collect();
-    for row in &failed {
-        match &row.first_error {
-            Some(error) => eprintln!(
-                "conlab: {} of {} tasks failed under {}; the first: {error}",
-                row.errors,
-                report.tasks,
-                row.label()
-            ),
-            None => eprintln!(
-                "conlab: the answers under {} differ from serial's",
-                row.label()
-            ),
-        }
+    let failures = report.failures();
+    for failure in &failures {
+        eprintln!("conlab: {failure}");
     }
-    Ok(if failed.is_empty() {
+    Ok(if failures.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

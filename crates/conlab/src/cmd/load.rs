@@ -151,26 +151,14 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         print_like_wrk(&report).context("writing standard output")?;
     }
     exports.write(&report).context("writing the JSON report")?;
-    if report.clean() {
-        return Ok(ExitCode::SUCCESS);
+    match report.failure() {
+        None => Ok(ExitCode::SUCCESS),
+        // Exit 1 says something went wrong; this says what.
+        Some(why) => {
+            eprintln!("conlab: {why}");
+            Ok(ExitCode::from(1))
+        }
     }
-    // Exit 1 says something went wrong; this says what.
-    let errors: u64 = report.errors.values().sum();
-    let non_2xx = report.requests - report.successes;
-    let why = if report.requests == 0 {
-        format!(
-            "no responses in {:.2} s{}",
-            report.duration_s,
-            report
-                .first_error
-                .as_deref()
-                .map_or(String::new(), |e| format!(" ({e})"))
-        )
-    } else {
-        format!("{non_2xx} responses were not 2xx and {errors} requests failed")
-    };
-    eprintln!("conlab: {why}");
-    Ok(ExitCode::from(1))
 }
 
 /// The flag a load setting comes from, to name it in the error.

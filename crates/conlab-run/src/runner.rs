@@ -624,23 +624,24 @@ impl Shared<'_> {
         }
     }
 
-    fn command(&self, prepared: &Prepared, seq: u64, slot: usize) -> Command {
-        let mut command = match prepared {
-            Prepared::Exec { words, .. } => {
-                let mut c = match self.resolve(&words[0]) {
-                    Some(path) => {
-                        let mut c = Command::new(path);
-                        c.arg0(OsStr::from_bytes(&words[0]));
-                        c
-                    }
-                    None => Command::new(OsStr::from_bytes(&words[0])),
-                };
+    /// The job's process: `program` with the words' arguments, or the shell with the line.
+    fn command(
+        &self,
+        program: Option<&PathBuf>,
+        prepared: &Prepared,
+        seq: u64,
+        slot: usize,
+    ) -> Command {
+        let mut command = match (program, prepared) {
+            (Some(path), Prepared::Exec { words, .. }) => {
+                let mut c = Command::new(path);
+                c.arg0(OsStr::from_bytes(&words[0]));
                 c.args(words[1..].iter().map(|w| OsStr::from_bytes(w)));
                 c
             }
-            Prepared::Shell(line) => {
+            _ => {
                 let mut c = Command::new(self.shell.path());
-                c.arg("-c").arg(OsStr::from_bytes(line));
+                c.arg("-c").arg(OsStr::from_bytes(prepared.line()));
                 c
             }
         };
@@ -665,21 +666,16 @@ impl Shared<'_> {
         let began = Instant::now();
         // A program not on PATH, or one the kernel will not execute (a script without `#!`):
         // the shell runs it, or says why not, with its own words and exit status.
-        let shell_line;
-        let prepared = match prepared {
-            Prepared::Exec { words, line }
-                if self.resolve(&words[0]).is_none() && !words[0].contains(&b'/') =>
-            {
-                shell_line = Prepared::Shell(line.clone());
-                &shell_line
+        let program = match prepared {
+            Prepared::Exec { words, .. } if words[0].contains(&b'/') => {
+                Some(PathBuf::from(OsStr::from_bytes(&words[0])))
             }
-            other => other,
+            Prepared::Exec { words, .. } => self.resolve(&words[0]),
+            Prepared::Shell(_) => None,
         };
-        let spawned = match (self.command(prepared, seq, slot).spawn(), prepared) {
-            (Err(_), Prepared::Exec { line, .. }) => self
-                .command(&Prepared::Shell(line.clone()), seq, slot)
-                .spawn(),
-            (spawned, _) => spawned,
+        let spawned = match self.command(program.as_ref(), prepared, seq, slot).spawn() {
+            Err(_) if program.is_some() => self.command(None, prepared, seq, slot).spawn(),
+            spawned => spawned,
         };
         let mut child = match spawned {
             Ok(child) => child,

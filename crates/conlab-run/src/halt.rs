@@ -131,7 +131,8 @@ impl Halt {
     /// after signal N), with `failed` of `total` jobs failed so far.
     pub fn exit_when_fired(&self, status: i32, failed: u64, total: u64) -> i32 {
         match (self.count, self.threshold) {
-            (Count::Success, _) => 0,
+            // GNU leaves the status undefined for a count of 0: exit 0.
+            (Count::Success, _) | (_, Threshold::Jobs(0)) => 0,
             (_, Threshold::Jobs(1)) => status,
             (_, Threshold::Percent(_)) => percent(failed, total),
             (_, Threshold::Jobs(_)) => failed.min(101) as i32,
@@ -142,6 +143,7 @@ impl Halt {
     pub fn exit_at_end(&self, failed: u64, started: u64) -> i32 {
         match self.threshold {
             Threshold::Percent(_) => percent(failed, started),
+            Threshold::Jobs(0) => 0,
             Threshold::Jobs(_) => failed.min(101) as i32,
         }
     }

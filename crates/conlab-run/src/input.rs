@@ -80,6 +80,8 @@ pub struct InputOptions {
     pub trim: Trim,
     /// `--link`: pair every source, recycling shorter ones.
     pub link: bool,
+    /// `--header :`: the first value of each source names its columns (`{name}`).
+    pub header: bool,
     /// Receives GNU's warnings (the first three records end in CR-LF).
     pub warn: Option<Warn>,
 }
@@ -93,6 +95,7 @@ impl std::fmt::Debug for InputOptions {
             .field("skip_blank", &self.skip_blank)
             .field("trim", &self.trim)
             .field("link", &self.link)
+            .field("header", &self.header)
             .finish_non_exhaustive()
     }
 }
@@ -192,43 +195,66 @@ pub fn split_command_line(
     (command, sources)
 }
 
-/// A `-d` escape that is not one.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("\\x needs hex digits")]
-pub struct EscapeError;
-
-/// `-d`'s escapes, as GNU parallel's `unquote_printf` reads them: `\n \t \r \0 \a \b \f
-/// \v \\ \xHH`; any other backslash stays as it is.
-pub fn unescape(text: &str) -> Result<Value, EscapeError> {
-    let mut out = Vec::new();
-    let mut bytes = text.bytes().peekable();
-    while let Some(b) = bytes.next() {
-        if b != b'\\' {
-            out.push(b);
-            continue;
-        }
-        match bytes.next() {
-            Some(b'n') => out.push(b'\n'),
-            Some(b't') => out.push(b'\t'),
-            Some(b'r') => out.push(b'\r'),
-            Some(b'0') => out.push(0),
-            Some(b'a') => out.push(7),
-            Some(b'b') => out.push(8),
-            Some(b'f') => out.push(12),
-            Some(b'v') => out.push(11),
-            Some(b'\\') => out.push(b'\\'),
-            Some(b'x') => {
-                let hex: String = std::iter::from_fn(|| bytes.next_if(u8::is_ascii_hexdigit))
-                    .take(2)
-                    .map(char::from)
-                    .collect();
-                out.push(u8::from_str_radix(&hex, 16).map_err(|_| EscapeError)?);
+/// `-d`'s escapes exactly as GNU parallel's `unquote_printf` reads them: `\t`, `\n`, `\r`,
+/// then `\ddd` and `\d` as Perl's octal escapes, each a global replacement in that order.
+/// Nothing else is an escape (`-d '\\'` is two backslashes).
+pub fn unescape(text: &str) -> Value {
+    let replace = |bytes: Vec<u8>, from: &[u8], to: u8| -> Vec<u8> {
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i..].starts_with(from) {
+                out.push(to);
+                i += from.len();
+            } else {
+                out.push(bytes[i]);
+                i += 1;
             }
-            Some(other) => out.extend_from_slice(&[b'\\', other]),
-            None => out.push(b'\\'),
         }
+        out
+    };
+    let mut bytes = text.as_bytes().to_vec();
+    bytes = replace(bytes, b"\\t", b'\t');
+    bytes = replace(bytes, b"\\n", b'\n');
+    bytes = replace(bytes, b"\\r", b'\r');
+    for width in [3, 1] {
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let digits = bytes[i + 1..]
+                .iter()
+                .take(width)
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            if bytes[i] == b'\\' && digits == width {
+                out.extend(perl_octal(&bytes[i + 1..i + 1 + width]));
+                i += 1 + width;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        bytes = out;
     }
-    Ok(out)
+    bytes
+}
+
+/// Perl's `"\ddd"`: the leading octal digits make one byte, the rest stay as they are (`\8`
+/// is `8`).
+fn perl_octal(digits: &[u8]) -> Vec<u8> {
+    let octal = digits
+        .iter()
+        .take_while(|b| (b'0'..=b'7').contains(b))
+        .count();
+    if octal == 0 {
+        return digits.to_vec();
+    }
+    let value = digits[..octal]
+        .iter()
+        .fold(0u32, |v, d| v * 8 + u32::from(d - b'0'));
+    let mut out = vec![(value & 0xff) as u8];
+    out.extend_from_slice(&digits[octal..]);
+    out
 }
 
 /// One job's arguments, or a read error that stops the run.
@@ -408,11 +434,19 @@ fn link(mut sources: Vec<Values>) -> Box<dyn Iterator<Item = Row> + Send> {
     }))
 }
 
+/// The rows of every job, in order.
+pub type Rows = Box<dyn Iterator<Item = Row> + Send>;
+
 /// Every job's arguments, in order. No specs: standard input, one value per record.
-pub fn rows(
+pub fn rows(specs: &[SourceSpec], options: &InputOptions) -> Result<Rows, InputError> {
+    rows_with_header(specs, options).map(|(_, rows)| rows)
+}
+
+/// As [`rows`], and with `--header` the column names the first records gave (empty without).
+pub fn rows_with_header(
     specs: &[SourceSpec],
     options: &InputOptions,
-) -> Result<Box<dyn Iterator<Item = Row> + Send>, InputError> {
+) -> Result<(Vec<Value>, Rows), InputError> {
     let stdin = [SourceSpec {
         source: Source::File(PathBuf::from("-")),
         linked: false,
@@ -425,13 +459,23 @@ pub fn rows(
     // GNU reads one value from every source first: an empty source becomes one empty value,
     // unless they all are empty.
     let mut opened = Vec::with_capacity(specs.len());
+    let mut names = Vec::new();
     for spec in specs {
         let mut values = open(&spec.source, options, &check)?;
-        let first = values.next();
+        let mut first = values.next();
+        if options.header {
+            if let Some(header) = first.take().transpose()? {
+                match &options.colsep {
+                    Some(re) => names.extend(re.split(&header).map(<[u8]>::to_vec)),
+                    None => names.push(header),
+                }
+            }
+            first = values.next();
+        }
         opened.push((spec.linked, first, values));
     }
     if opened.iter().all(|(_, first, _)| first.is_none()) {
-        return Ok(Box::new(std::iter::empty()));
+        return Ok((names, Box::new(std::iter::empty())));
     }
     let sources: Vec<(bool, Values)> = opened
         .into_iter()
@@ -462,8 +506,8 @@ pub fn rows(
             }),
         )
     };
-    let (colsep, trim) = (options.colsep.clone(), options.trim);
-    Ok(Box::new(product.map(move |row| {
+    let (colsep, trim, warn) = (options.colsep.clone(), options.trim, options.warn.clone());
+    let rows: Rows = Box::new(product.map(move |row| {
         row.map(|values| match &colsep {
             None => values.into_iter().map(|v| trimmed(v, trim)).collect(),
             Some(re) => values
@@ -472,11 +516,58 @@ pub fn rows(
                     if v.is_empty() {
                         return vec![Vec::new()];
                     }
-                    re.split(v).map(|c| trimmed(c.to_vec(), trim)).collect()
+                    perl_split(re, v)
+                        .into_iter()
+                        .map(|c| trimmed(c.to_vec(), trim))
+                        .collect()
                 })
                 .collect(),
         })
-    })))
+        .map(|values| without_nul(values, warn.as_ref()))
+    }));
+    Ok((names, rows))
+}
+
+/// A NUL cannot be passed in an argument: as GNU parallel, one after the first byte becomes
+/// the two characters `\0` (with its warning); a value that starts with NUL ends there, as
+/// the C string it becomes would.
+fn without_nul(mut values: Vec<Value>, warn: Option<&Warn>) -> Vec<Value> {
+    let mut warned = false;
+    for v in &mut values {
+        match v.iter().position(|&b| b == 0) {
+            None => {}
+            Some(0) => v.clear(),
+            Some(_) => {
+                if !warned && let Some(warn) = warn {
+                    warn("A NUL character in the input was replaced with \\0.");
+                    warn("NUL cannot be passed through in the argument list.");
+                    warn("Did you mean to use the --null option?");
+                }
+                warned = true;
+                *v = v
+                    .iter()
+                    .flat_map(|&b| if b == 0 { vec![b'\\', b'0'] } else { vec![b] })
+                    .collect();
+            }
+        }
+    }
+    values
+}
+
+/// Perl's `split /RE/, $v, -1`, which GNU's `--colsep` is: empty fields kept, except that
+/// an empty match at the start or the end of the value splits nothing.
+fn perl_split<'v>(re: &Regex, v: &'v [u8]) -> Vec<&'v [u8]> {
+    let mut fields = Vec::new();
+    let mut start = 0;
+    for m in re.find_iter(v) {
+        if m.start() == m.end() && (m.start() == 0 || m.start() == v.len()) {
+            continue;
+        }
+        fields.push(&v[start..m.start()]);
+        start = m.end();
+    }
+    fields.push(&v[start..]);
+    fields
 }
 
 fn trimmed(mut v: Value, trim: Trim) -> Value {
@@ -719,6 +810,19 @@ mod tests {
     }
 
     #[test]
+    fn columns_split_as_perl_splits_them() {
+        let split = |re: &str, v: &str| -> Vec<String> {
+            perl_split(&Regex::new(re).unwrap(), v.as_bytes())
+                .iter()
+                .map(|c| String::from_utf8(c.to_vec()).unwrap())
+                .collect()
+        };
+        assert_eq!(split("|", "a|b"), ["a", "|", "b"]);
+        assert_eq!(split(",", "a,b,"), ["a", "b", ""]);
+        assert_eq!(split(",", ",a"), ["", "a"]);
+    }
+
+    #[test]
     fn a_missing_file_or_a_dangling_link_is_an_error() {
         let missing = SourceSpec {
             source: Source::File("/nonexistent/inputs".into()),
@@ -744,12 +848,16 @@ mod tests {
     }
 
     #[test]
-    fn delimiters_take_printf_escapes() {
-        assert_eq!(unescape("\\t").unwrap(), b"\t");
-        assert_eq!(unescape("\\r\\n").unwrap(), b"\r\n");
-        assert_eq!(unescape("\\x41,").unwrap(), b"A,");
-        assert_eq!(unescape("\\0").unwrap(), b"\0");
-        assert!(unescape("\\xZZ").is_err());
+    fn delimiters_take_gnus_escapes_only() {
+        assert_eq!(unescape("\\t"), b"\t");
+        assert_eq!(unescape("\\r\\n"), b"\r\n");
+        assert_eq!(unescape("\\101,"), b"A,");
+        assert_eq!(unescape("\\0"), b"\0");
+        assert_eq!(unescape("\\1"), b"\x01");
+        assert_eq!(unescape("\\189"), b"\x0189");
+        for literal in ["\\\\", "\\x58", ","] {
+            assert_eq!(unescape(literal), literal.as_bytes(), "{literal}");
+        }
     }
 
     #[test]

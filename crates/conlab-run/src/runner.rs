@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -31,6 +31,7 @@ use conlab_exec::lock;
 use crate::halt::{Halt, When};
 use crate::input::{InputError, Row};
 use crate::joblog::{self, Entry, JobLog};
+use crate::results::{Record, Results};
 use crate::shell::Shell;
 use crate::spool::Spool;
 use crate::template::{Prepared, Template, Value};
@@ -63,7 +64,18 @@ pub struct Options {
     /// Print each job's command line on standard error as it starts (`-t`).
     pub trace: bool,
     /// Kill a job that runs longer.
-    pub timeout: Option<Duration>,
+    pub timeout: Option<Timeout>,
+    /// `--tagstring`: the tag, from this template (a tab follows it); overrides `tag`.
+    pub tagstring: Option<Template>,
+    /// `-u`: jobs write straight to this process's stdout and stderr, nothing captured.
+    pub ungroup: bool,
+    /// `--files`: each job's stdout goes to a file in the temporary directory, whose name is
+    /// printed instead.
+    pub files: bool,
+    /// `--nice N`: jobs run at this niceness.
+    pub nice: Option<i32>,
+    /// `-j FILE`: the slot count is re-read from this file as jobs finish.
+    pub jobs_file: Option<PathBuf>,
     /// Tries per job, GNU's way: 1 is one try; 0 tries until the job succeeds.
     pub retries: u32,
     /// Stop early.
@@ -72,14 +84,15 @@ pub struct Options {
     pub delay: Option<Duration>,
     /// Print the commands instead of running them.
     pub dry_run: bool,
-    /// Save each job's stdout and stderr under `DIR/SEQ/`.
-    pub results: Option<PathBuf>,
+    /// `--results`: save each job's output in files instead of printing it.
+    pub results: Option<Results>,
     /// Log each finished job here (GNU parallel's format); `-` is standard output.
     pub joblog: Option<PathBuf>,
     /// Skip jobs an earlier joblog lists.
     pub resume: Resume,
-    /// Between SIGTERM and SIGKILL when a job is stopped.
-    pub grace: Duration,
+    /// The signals that stop a job, each followed by the wait before the next
+    /// (GNU's `--termseq`; its default TERM,200,TERM,100,TERM,50,KILL,25).
+    pub term_seq: Vec<(i32, Duration)>,
     /// `-n0`: each input makes a job with no argument on its command line.
     pub no_args: bool,
 }
@@ -94,6 +107,11 @@ impl Default for Options {
             verbose: false,
             trace: false,
             timeout: None,
+            tagstring: None,
+            ungroup: false,
+            files: false,
+            nice: None,
+            jobs_file: None,
             retries: 1,
             halt: None,
             delay: None,
@@ -101,13 +119,77 @@ impl Default for Options {
             results: None,
             joblog: None,
             resume: Resume::No,
-            grace: Duration::from_secs(2),
+            term_seq: default_term_seq(),
             no_args: false,
         }
     }
 }
 
-/// Where output goes; the library writes nothing else anywhere.
+/// GNU parallel's default `--termseq`: TERM, 200 ms, TERM, 100 ms, TERM, 50 ms, KILL, 25 ms.
+pub fn default_term_seq() -> Vec<(i32, Duration)> {
+    [
+        (libc::SIGTERM, 200),
+        (libc::SIGTERM, 100),
+        (libc::SIGTERM, 50),
+        (libc::SIGKILL, 25),
+    ]
+    .into_iter()
+    .map(|(s, ms)| (s, Duration::from_millis(ms)))
+    .collect()
+}
+
+/// `--grace D`: SIGTERM, then SIGKILL after D.
+pub fn grace_term_seq(grace: Duration) -> Vec<(i32, Duration)> {
+    vec![(libc::SIGTERM, grace), (libc::SIGKILL, Duration::ZERO)]
+}
+
+/// A `--termseq` that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad --termseq `{0}`: signals and milliseconds in turn, e.g. TERM,200,TERM,100,KILL,25")]
+pub struct TermSeqError(pub String);
+
+/// Parses `--termseq SIG,MS,SIG,MS,...` (names with or without `SIG`, or numbers).
+pub fn parse_term_seq(text: &str) -> Result<Vec<(i32, Duration)>, TermSeqError> {
+    let err = || TermSeqError(text.to_string());
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    parts
+        .chunks(2)
+        .map(|pair| {
+            let name = pair[0].trim_start_matches("SIG");
+            let signal = match name {
+                "TERM" => libc::SIGTERM,
+                "KILL" => libc::SIGKILL,
+                "INT" => libc::SIGINT,
+                "HUP" => libc::SIGHUP,
+                "QUIT" => libc::SIGQUIT,
+                "USR1" => libc::SIGUSR1,
+                "USR2" => libc::SIGUSR2,
+                n => n
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=64).contains(s))
+                    .ok_or_else(err)?,
+            };
+            let wait = match pair.get(1) {
+                Some(ms) => Duration::from_millis(ms.parse().map_err(|_| err())?),
+                None => Duration::ZERO,
+            };
+            Ok((signal, wait))
+        })
+        .collect()
+}
+
+/// `--timeout`: a fixed time, or a share of the median run time of the jobs so far.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Timeout {
+    /// Kill a job that runs longer than this.
+    After(Duration),
+    /// `--timeout N%`: longer than N% of the median run time of the finished jobs.
+    MedianPercent(f64),
+}
+
+/// Where output goes; the library writes nothing else anywhere (except that `-u` lets the
+/// jobs write to the process's own stdout and stderr).
 pub struct Output {
     /// The jobs' standard output.
     pub stdout: Box<dyn Write + Send>,
@@ -197,7 +279,8 @@ impl Summary {
             return (128 + signal).clamp(0, 255) as u8;
         }
         if let Some(status) = self.halted {
-            return status.clamp(0, 255) as u8;
+            // Perl's exit(): the status modulo 256 (-1 is 255).
+            return status.rem_euclid(256) as u8;
         }
         self.failed.min(101) as u8
     }
@@ -209,6 +292,8 @@ struct Finished {
     runtime: Duration,
     stdout: Spool,
     stderr: Spool,
+    /// Bytes the job wrote to stdout (the joblog's Receive).
+    received: u64,
     exitval: i32,
     signal: i32,
     timed_out: bool,
@@ -224,9 +309,12 @@ impl Finished {
 
 struct Running {
     pgid: i32,
-    deadline: Option<Instant>,
+    began: Instant,
+    /// When the first stopping signal went.
     term_sent: Option<Instant>,
-    kill_sent: bool,
+    /// Signals of the term sequence sent, and when the next is due.
+    signals_sent: usize,
+    next_signal: Option<Instant>,
     timed_out: bool,
 }
 
@@ -246,6 +334,8 @@ type Captured = Option<(Spool, Spool)>;
 struct Orderer {
     next: u64,
     pending: BTreeMap<u64, Captured>,
+    /// With `-k`, joblog lines wait for their job's turn, as GNU writes them.
+    log_lines: BTreeMap<u64, Entry>,
 }
 
 enum Log {
@@ -272,12 +362,23 @@ struct Shared<'a> {
     kill_all: AtomicBool,
     /// Slots waiting for a job: a new slot is started only when none is.
     idle: AtomicUsize,
+    /// Jobs handed to the channel and not yet taken by a slot.
+    queued: AtomicUsize,
+    /// Jobs running, with `-j FILE` (its limit is enforced per job, not per slot).
+    active: Mutex<usize>,
     progress: Option<&'a (dyn Fn(u64) + Sync)>,
     /// Programs already found on PATH: searching it again for every job costs one failed
     /// `execve` per PATH entry before the right one (8 here, ~10% of a `true` job).
     resolved: Mutex<HashMap<Value, Option<PathBuf>>>,
     /// `$PARALLEL_PID`.
     pid: String,
+    /// Run times of the finished jobs, for `--timeout N%`; the median of them, in seconds.
+    runtimes: Mutex<(Vec<f64>, Option<f64>)>,
+    /// A `--results` table's header, written before its first row: whether it was, and it.
+    table_header: Mutex<(bool, Option<Vec<u8>>)>,
+    /// Slots allowed now (`-j FILE` changes it as jobs finish).
+    limit: AtomicUsize,
+    limit_changed: std::sync::Condvar,
 }
 
 /// Runs one job per row of `rows`, each line run by `shell` when it needs one.
@@ -308,8 +409,18 @@ pub fn run(
             .collect(),
         _ => HashSet::new(),
     };
-    if let Some(dir) = options.results.as_ref().filter(|_| !options.dry_run) {
-        check_results_dir(dir)?;
+    if let Some(results) = options.results.as_ref().filter(|_| !options.dry_run) {
+        if let Some(dir) = results.root() {
+            check_results_dir(&dir.to_path_buf())?;
+        }
+        if let Results::Table { path, .. } = results
+            && path.as_os_str() != "-"
+        {
+            std::fs::File::create(path).map_err(|source| RunError::Results {
+                path: path.display().to_string(),
+                source,
+            })?;
+        }
     }
     let joblog = match &options.joblog {
         _ if options.dry_run => None,
@@ -342,15 +453,21 @@ pub fn run(
         running: Mutex::new(HashMap::new()),
         order: Mutex::new(Orderer {
             next: 1,
-            pending: BTreeMap::new(),
+            ..Orderer::default()
         }),
         stop,
         stopping: AtomicBool::new(false),
         kill_all: AtomicBool::new(false),
         idle: AtomicUsize::new(0),
+        queued: AtomicUsize::new(0),
+        active: Mutex::new(0),
         progress,
         resolved: Mutex::new(HashMap::new()),
         pid: std::process::id().to_string(),
+        runtimes: Mutex::new((Vec::new(), None)),
+        table_header: Mutex::new((false, None)),
+        limit: AtomicUsize::new(options.jobs.max(1)),
+        limit_changed: std::sync::Condvar::new(),
     };
     if matches!(shared.joblog, Some(Log::Stdout)) {
         shared.write(&joblog::header(), b"");
@@ -382,7 +499,8 @@ pub fn run(
                 continue;
             }
             if options.dry_run {
-                let mut line = template.line(shared.job_args(&args), seq, 1);
+                let mut line = shared.tag_for(&args, seq, 1).unwrap_or_default();
+                line.extend(template.line(shared.job_args(&args), seq, 1));
                 line.push(b'\n');
                 shared.write(&line, b"");
                 continue;
@@ -391,8 +509,10 @@ pub fn run(
                 shared.sleep(delay);
             }
             first = false;
-            if shared.idle.load(Ordering::SeqCst) == 0
-                && slots.len() < options.jobs.max(1)
+            // A new slot when no idle one is left for this job (idle slots may be about to
+            // take the jobs already queued): never a job waiting while a slot is allowed.
+            if shared.idle.load(Ordering::SeqCst) <= shared.queued.load(Ordering::SeqCst)
+                && slots.len() < shared.limit.load(Ordering::SeqCst)
                 && slots_refused.is_none()
             {
                 let slot = slots.len() + 1;
@@ -406,7 +526,10 @@ pub fn run(
                             let job = rx.recv();
                             shared.idle.fetch_sub(1, Ordering::SeqCst);
                             let Ok((seq, args)) = job else { break };
+                            shared.queued.fetch_sub(1, Ordering::SeqCst);
+                            shared.wait_for_turn();
                             shared.run_job(seq, &args, slot);
+                            shared.turn_done();
                         }
                     });
                 match spawned {
@@ -416,9 +539,10 @@ pub fn run(
                         break;
                     }
                     // The OS allows no more threads: run with the slots there are.
-                    Err(_) => slots_refused = Some(options.jobs - slots.len()),
+                    Err(_) => slots_refused = Some(options.jobs.saturating_sub(slots.len())),
                 }
             }
+            shared.queued.fetch_add(1, Ordering::SeqCst);
             if tx.send((seq, args)).is_err() {
                 break;
             }
@@ -460,6 +584,71 @@ pub fn run(
     })
 }
 
+impl Shared<'_> {
+    /// With `-j FILE`: a job starts only while fewer than its current limit run.
+    fn wait_for_turn(&self) {
+        if self.options.jobs_file.is_none() {
+            return;
+        }
+        let mut active = lock(&self.active);
+        while *active >= self.limit.load(Ordering::SeqCst) {
+            active = self
+                .limit_changed
+                .wait(active)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        *active += 1;
+    }
+
+    fn turn_done(&self) {
+        if self.options.jobs_file.is_some() {
+            *lock(&self.active) -= 1;
+            self.limit_changed.notify_all();
+        }
+    }
+
+    /// After a job: the median for `--timeout N%`, and `-j FILE` read again.
+    fn job_finished(&self, runtime: Duration) {
+        if matches!(self.options.timeout, Some(Timeout::MedianPercent(_))) {
+            let mut runtimes = lock(&self.runtimes);
+            runtimes.0.push(runtime.as_secs_f64());
+            let mut sorted = runtimes.0.clone();
+            sorted.sort_by(f64::total_cmp);
+            runtimes.1 = Some(sorted[(sorted.len() - 1) / 2]);
+        }
+        if let Some(file) = &self.options.jobs_file
+            && let Ok(n) = crate::slots::slots_from_file(file, conlab_exec::available_cores())
+        {
+            let _active = lock(&self.active);
+            self.limit.store(n, Ordering::SeqCst);
+            self.limit_changed.notify_all();
+        }
+    }
+
+    /// `--files`: the job's stdout and stderr into files of their own (as GNU, only the
+    /// stdout file's name is printed).
+    fn to_file(&self, stdout: &mut Spool, stderr: &mut Spool) {
+        let saved = (|| {
+            let (path, mut file) = crate::spool::named_temp_file("par", ".par")?;
+            stdout.drain_to(&mut file)?;
+            let (_, mut file) = crate::spool::named_temp_file("par", ".par")?;
+            stderr.drain_to(&mut file)?;
+            Ok::<_, io::Error>(path)
+        })();
+        match saved {
+            Ok(path) => {
+                let mut name = path.into_os_string().into_vec();
+                name.push(b'\n');
+                self.push_or_fail(stdout, &name);
+            }
+            Err(e) => {
+                let note = format!("conlab: --files: {e}\n");
+                self.push_or_fail(stderr, note.as_bytes());
+            }
+        }
+    }
+}
+
 /// `--results DIR` must be a directory we can write, found out before any job runs.
 fn check_results_dir(dir: &PathBuf) -> Result<(), RunError> {
     let error = |source| RunError::Results {
@@ -480,6 +669,18 @@ impl Shared<'_> {
         }
     }
 
+    /// `--tag` / `--tagstring`: the prefix of this job's lines, tab included.
+    fn tag_for(&self, args: &[Value], seq: u64, slot: usize) -> Option<Vec<u8>> {
+        match &self.options.tagstring {
+            Some(template) => Some(template.line(Some(args), seq, slot)),
+            None => self.options.tag.then(|| args.join(&b' ')),
+        }
+        .map(|mut tag| {
+            tag.push(b'\t');
+            tag
+        })
+    }
+
     fn job_args<'v>(&self, args: &'v [Value]) -> Option<&'v [Value]> {
         (!self.options.no_args).then_some(args)
     }
@@ -493,11 +694,7 @@ impl Shared<'_> {
             .template
             .prepare(self.job_args(args), seq, slot, self.shell);
         lock(&self.counters).started += 1;
-        let tag = self.options.tag.then(|| {
-            let mut tag = args.join(&b' ');
-            tag.push(b'\t');
-            tag
-        });
+        let tag = self.tag_for(args, seq, slot);
         let mut attempt = 0u32;
         let finished = loop {
             attempt = attempt.saturating_add(1);
@@ -517,57 +714,52 @@ impl Shared<'_> {
                 break f;
             }
         };
-        self.finish(seq, &prepared, finished);
+        self.finish(seq, args, slot, &prepared, finished);
     }
 
-    fn finish(&self, seq: u64, prepared: &Prepared, mut f: Finished) {
+    fn finish(&self, seq: u64, args: &[Value], slot: usize, prepared: &Prepared, mut f: Finished) {
         if f.stopped {
             // Killed by the stop: not a result. Its output so far is dropped, as is its line.
             self.deliver(seq, None);
             return;
         }
         if f.timed_out {
-            let timeout = self.options.timeout.unwrap_or_default();
-            let note = format!(
-                "conlab: job {seq} killed after its --timeout of {timeout:?}: {prepared}\n"
-            );
-            self.push_or_fail(&mut f.stderr, note.as_bytes());
+            // GNU's wording, which scripts may look for.
+            let note =
+                format!("conlab: Warning: This job was killed because it timed out:\n{prepared}\n");
+            self.write(b"", note.as_bytes());
         }
-        if let Some(dir) = &self.options.results {
-            let dir = dir.join(seq.to_string());
-            let saved = std::fs::create_dir_all(&dir)
-                .and_then(|()| std::fs::write(dir.join("stdout"), f.stdout.to_vec()?))
-                .and_then(|()| std::fs::write(dir.join("stderr"), f.stderr.to_vec()?));
-            if let Err(e) = saved {
-                let note = format!(
-                    "conlab: job {seq}: saving --results in {}: {e}\n",
-                    dir.display()
-                );
-                self.push_or_fail(&mut f.stderr, note.as_bytes());
-            }
+        if self.options.files {
+            self.to_file(&mut f.stdout, &mut f.stderr);
+        }
+        if let Some(results) = &self.options.results {
+            self.save_results(results, seq, args, slot, prepared, &mut f);
         }
         if let Some(log) = &self.joblog {
             let entry = Entry {
                 seq,
                 start: f.start,
                 runtime: f.runtime,
-                received: f.stdout.len() + f.stderr.len(),
+                received: f.received,
                 exitval: f.exitval,
                 signal: f.signal,
                 command: prepared.line().to_vec(),
             };
             match log {
-                Log::Stdout => self.write(&joblog::line(&entry), b""),
-                Log::File(file) => {
-                    if let Err(e) = lock(file).record(&entry) {
-                        lock(&self.joblog_failed).get_or_insert(e);
-                        self.stopping.store(true, Ordering::SeqCst);
-                    }
+                // After the job's output and in its order, as GNU prints it.
+                Log::Stdout => self.push_or_fail(&mut f.stdout, &joblog::line(&entry)),
+                Log::File(_) if self.options.keep_order => {
+                    lock(&self.order).log_lines.insert(seq, entry);
                 }
+                Log::File(_) => self.record(&entry),
             }
         }
+        self.job_finished(f.runtime);
         let ok = f.ok();
-        let status = if f.signal != 0 {
+        // GNU: `exitstatus or signal + 128`; a timed-out job's status is -1 (exit 255).
+        let status = if f.timed_out {
+            -1
+        } else if f.signal != 0 {
             128 + f.signal
         } else {
             f.exitval.max(i32::from(!ok))
@@ -616,10 +808,66 @@ impl Shared<'_> {
         self.write(b"", notes.as_bytes());
     }
 
+    /// `--results`: the output goes to files (or a table row) instead of the terminal.
+    fn save_results(
+        &self,
+        results: &Results,
+        seq: u64,
+        args: &[Value],
+        slot: usize,
+        prepared: &Prepared,
+        f: &mut Finished,
+    ) {
+        let (stdout, stderr) = match (f.stdout.to_vec(), f.stderr.to_vec()) {
+            (Ok(out), Ok(err)) => (out, err),
+            (Err(e), _) | (_, Err(e)) => {
+                lock(&self.output_failed).get_or_insert(e);
+                return;
+            }
+        };
+        let start = f
+            .start
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let record = Record {
+            seq,
+            args,
+            stdout: &stdout,
+            stderr: &stderr,
+            log_fields: vec![
+                seq.to_string(),
+                ":".into(),
+                format!("{start:.3}"),
+                format!("{:.3}", f.runtime.as_secs_f64()),
+                "0".into(),
+                f.received.to_string(),
+                f.exitval.to_string(),
+                f.signal.to_string(),
+            ],
+            command: prepared.line(),
+        };
+        f.stdout = Spool::default();
+        f.stderr = Spool::default();
+        if let Results::Table { .. } = results {
+            let mut header = lock(&self.table_header);
+            if !header.0 && header.1.is_none() {
+                let full = results.table_row(&record, true);
+                let end = full.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+                header.1 = Some(full[..end].to_vec());
+            }
+            drop(header);
+            self.push_or_fail(&mut f.stdout, &results.table_row(&record, false));
+        } else if let Err(e) = results.save(&record, slot) {
+            let note = format!("conlab: job {seq}: saving --results: {e}\n");
+            self.write(b"", note.as_bytes());
+        }
+    }
+
+    /// Adds to a job's output; delivered with it (also with `--line-buffer`, where the spool
+    /// holds what was not streamed).
     fn push_or_fail(&self, spool: &mut Spool, data: &[u8]) {
-        if self.options.line_buffer {
-            self.write(b"", data);
-        } else if let Err(e) = spool.push(data) {
+        if let Err(e) = spool.push(data) {
             lock(&self.output_failed).get_or_insert(e);
         }
     }
@@ -654,10 +902,26 @@ impl Shared<'_> {
             .env("PARALLEL_SSHLOGIN", ":")
             .env("PARALLEL_SSHHOST", ":")
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             // Its own process group: a timeout or Ctrl-C reaches everything the job started.
             .process_group(0);
+        if self.options.ungroup {
+            command.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+        } else {
+            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+        if let Some(nice) = self.options.nice {
+            // SAFETY: the closure runs in the child between fork and exec and calls only
+            // setpriority(2), which is async-signal-safe and touches no memory of ours.
+            // Exercised by the `--nice` case of tests/run.rs.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setpriority(libc::PRIO_PROCESS, 0, nice) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         command
     }
 
@@ -688,6 +952,7 @@ impl Shared<'_> {
                     runtime: began.elapsed(),
                     stdout: Spool::default(),
                     stderr,
+                    received: 0,
                     exitval: if e.kind() == io::ErrorKind::NotFound {
                         127
                     } else {
@@ -703,16 +968,18 @@ impl Shared<'_> {
             slot,
             Running {
                 pgid: child.id() as i32,
-                deadline: self.options.timeout.map(|t| began + t),
+                began,
                 term_sent: None,
-                kill_sent: false,
+                signals_sent: 0,
+                next_signal: None,
                 timed_out: false,
             },
         );
         let mut stdout = Spool::default();
         let mut stderr = Spool::default();
         if self.options.verbose {
-            let mut line = prepared.line().to_vec();
+            let mut line = Vec::new();
+            tag_into(&mut line, prepared.line(), tag, &mut true);
             line.push(b'\n');
             if self.options.line_buffer {
                 self.write(&line, b"");
@@ -720,11 +987,15 @@ impl Shared<'_> {
                 lock(&self.output_failed).get_or_insert(e);
             }
         }
-        let captured = self.capture(&mut child, seq, tag, &mut stdout, &mut stderr);
-        let waited = captured.and_then(|()| child.wait());
+        let captured = if self.options.ungroup {
+            Ok(0)
+        } else {
+            self.capture(&mut child, seq, tag, &mut stdout, &mut stderr)
+        };
+        let received = *captured.as_ref().unwrap_or(&0);
+        let waited = captured.and_then(|_| child.wait());
         let running = lock(&self.running).remove(&slot);
         let timed_out = running.as_ref().is_some_and(|r| r.timed_out);
-        let stopped = !timed_out && running.as_ref().is_some_and(|r| r.term_sent.is_some());
         let status = match waited {
             Ok(status) => status,
             Err(e) => {
@@ -734,12 +1005,24 @@ impl Shared<'_> {
                 std::process::ExitStatus::from_raw(1 << 8)
             }
         };
+        // A job the stop signalled is not a result, unless it had finished its work anyway
+        // (exit 0): it may have exited just before the signal, and must then be logged, or
+        // `--resume` would run it twice.
+        let stopped = !timed_out
+            && !status.success()
+            && running.as_ref().is_some_and(|r| r.term_sent.is_some());
         Finished {
             start,
             runtime: began.elapsed(),
             stdout,
             stderr,
-            exitval: status.code().unwrap_or(-1),
+            received,
+            // GNU's joblog: 0 and the signal for a killed job, -1 for one it timed out.
+            exitval: if timed_out {
+                -1
+            } else {
+                status.code().unwrap_or(0)
+            },
             signal: status.signal().unwrap_or(0),
             timed_out,
             stopped,
@@ -755,10 +1038,11 @@ impl Shared<'_> {
         tag: Option<&[u8]>,
         stdout: &mut Spool,
         stderr: &mut Spool,
-    ) -> io::Result<()> {
+    ) -> io::Result<u64> {
         let (Some(mut out), Some(mut err)) = (child.stdout.take(), child.stderr.take()) else {
-            return Ok(());
+            return Ok(0);
         };
+        let mut received = 0u64;
         let mut open = [true, true];
         let mut carry: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
         let mut at_line_start = [true, true];
@@ -805,6 +1089,9 @@ impl Shared<'_> {
                     open[i] = false;
                     continue;
                 }
+                if i == 0 {
+                    received += n as u64;
+                }
                 tagged.clear();
                 tag_into(&mut tagged, &buf[..n], tag, &mut at_line_start[i]);
                 if self.options.line_buffer {
@@ -821,7 +1108,7 @@ impl Shared<'_> {
             // The last line without a newline, and whatever waited for this job's turn.
             self.stream_end(seq, &mut carry, stdout, stderr);
         }
-        Ok(())
+        Ok(received)
     }
 
     /// `--line-buffer`: writes the whole lines of `data` (with what was carried from the last
@@ -910,12 +1197,45 @@ impl Shared<'_> {
             if let Some(out) = ready {
                 self.write_job(next, out);
             }
+            if let Some(entry) = order.log_lines.remove(&next) {
+                self.record(&entry);
+            }
             order.next += 1;
+        }
+    }
+
+    /// Writes one joblog line to the file; a failure stops the run.
+    fn record(&self, entry: &Entry) {
+        if let Some(Log::File(file)) = &self.joblog
+            && let Err(e) = lock(file).record(entry)
+        {
+            lock(&self.joblog_failed).get_or_insert(e);
+            self.stopping.store(true, Ordering::SeqCst);
         }
     }
 
     /// One job's whole output: its command line first with `-v`, stdout, then stderr.
     fn write_job(&self, _seq: u64, (mut out, mut err): (Spool, Spool)) {
+        if let Some(Results::Table { path, .. }) = &self.options.results
+            && !out.is_empty()
+        {
+            let mut row = {
+                let mut header = lock(&self.table_header);
+                header.0 = true;
+                header.1.take().unwrap_or_default()
+            };
+            if let Err(e) = out.drain_to(&mut row) {
+                self.output_failed_with(e);
+            }
+            let written = if path.as_os_str() == "-" {
+                lock(&self.output).stdout.write_all(&row)
+            } else {
+                crate::results::append(path, &row)
+            };
+            if let Err(e) = written {
+                self.output_failed_with(e);
+            }
+        }
         let mut output = lock(&self.output);
         let result = (|| {
             if !out.is_empty() {
@@ -969,18 +1289,28 @@ impl Shared<'_> {
             }
             let kill_all = self.kill_all.load(Ordering::SeqCst);
             let now = Instant::now();
+            let limit = match self.options.timeout {
+                Some(Timeout::After(d)) => Some(d),
+                Some(Timeout::MedianPercent(p)) => lock(&self.runtimes)
+                    .1
+                    .map(|median| Duration::from_secs_f64(median * p / 100.0)),
+                None => None,
+            };
             for job in lock(&self.running).values_mut() {
-                let overdue = job.deadline.is_some_and(|d| now >= d);
+                let overdue = limit.is_some_and(|l| now.duration_since(job.began) >= l);
+                let seq = &self.options.term_seq;
                 if job.term_sent.is_none() && (kill_all || overdue) {
                     job.timed_out = overdue && !kill_all;
-                    signal_group(job.pgid, libc::SIGTERM);
                     job.term_sent = Some(now);
-                } else if let Some(sent) = job.term_sent
-                    && !job.kill_sent
-                    && now.duration_since(sent) >= self.options.grace
+                    job.next_signal = Some(now);
+                }
+                if let Some(due) = job.next_signal
+                    && now >= due
+                    && let Some(&(signal, wait)) = seq.get(job.signals_sent)
                 {
-                    signal_group(job.pgid, libc::SIGKILL);
-                    job.kill_sent = true;
+                    signal_group(job.pgid, signal);
+                    job.signals_sent += 1;
+                    job.next_signal = Some(now + wait);
                 }
             }
             std::thread::sleep(Duration::from_millis(10));

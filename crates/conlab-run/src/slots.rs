@@ -62,6 +62,16 @@ pub fn slots(spec: &str, cores: usize) -> Result<usize, SlotsError> {
     Ok(count.min(usize::MAX as f64) as usize)
 }
 
+/// `-j FILE`: the slot count written in `file` (any form [`slots`] takes).
+pub fn slots_from_file(file: &std::path::Path, cores: usize) -> Result<usize, SlotsError> {
+    let text =
+        std::fs::read_to_string(file).map_err(|_| SlotsError::Bad(file.display().to_string()))?;
+    match slots(text.trim(), cores) {
+        Err(SlotsError::File(_)) => Err(SlotsError::Bad(text.trim().to_string())),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,6 +70,41 @@ impl Spool {
     }
 }
 
+/// A new file in the temporary directory named `PREFIX` + five random characters + `SUFFIX`
+/// (GNU parallel's `--files` names), kept after the run.
+pub fn named_temp_file(prefix: &str, suffix: &str) -> io::Result<(std::path::PathBuf, File)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::env::temp_dir();
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id()).rotate_left(32);
+    const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_";
+    loop {
+        let mut name = String::from(prefix);
+        for _ in 0..5 {
+            // xorshift: names only need to differ, not to be unpredictable (create_new
+            // refuses an existing file, and the next try gets another name).
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            name.push(char::from(LETTERS[(seed % LETTERS.len() as u64) as usize]));
+        }
+        name.push_str(suffix);
+        let path = dir.join(name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(file) => return Ok((path, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// A file in the temporary directory that has no name: gone when closed, even after a crash.
 fn temp_file() -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;

@@ -115,6 +115,13 @@ pub struct TemplateOptions {
     pub strings: Strings,
     /// `-q`: quote every word of the command, not the values.
     pub quote_all: bool,
+    /// `-X`, `-N`: a word holding a replacement string is repeated once per argument
+    /// (`x{}y` with `a b` is `xay xby`), instead of the string alone (`xa by`).
+    pub context: bool,
+    /// `--header`: column names, `{name}` (and `{name.}`, `{name/}`...) for column N.
+    pub names: Vec<Value>,
+    /// Append ` {}` when there is no replacement string (false for `--tagstring`).
+    pub no_append: bool,
 }
 
 /// Why a template cannot be used.
@@ -135,6 +142,7 @@ pub struct Template {
     /// Values are quoted (false when the input is the command itself, or with `-q`).
     quote_values: bool,
     quote_all: bool,
+    context: bool,
 }
 
 /// A job's command, ready to start.
@@ -180,12 +188,22 @@ impl Template {
             ));
         }
         let table = options.strings.table();
-        let mut parsed: Vec<Vec<Piece>> = words.iter().map(|w| parse_word(w, &table)).collect();
+        // `{name}` for column N: GNU makes each header name a positional replacement string.
+        let named: Vec<(Vec<u8>, i64)> = options
+            .names
+            .iter()
+            .zip(1..)
+            .map(|(name, n)| ([b"{", &name[..]].concat(), n))
+            .collect();
+        let mut parsed: Vec<Vec<Piece>> = words
+            .iter()
+            .map(|w| parse_word(w, &table, &named))
+            .collect();
         let any = parsed
             .iter()
             .flatten()
             .any(|p| matches!(p, Piece::Replace(..)));
-        if !any {
+        if !any && !options.no_append {
             parsed.push(vec![Piece::Replace(None, Kind::Whole)]);
         }
         // GNU: `"@command" =~ /^[^ \t\n=]*\257</` means the input is (part of) the command.
@@ -201,9 +219,18 @@ impl Template {
         });
         Ok(Template {
             words: parsed,
-            quote_values: !command_from_input && !options.quote_all,
+            quote_values: !command_from_input && !options.quote_all && !options.no_append,
             quote_all: options.quote_all,
+            context: options.context,
         })
+    }
+
+    /// True when the template holds a replacement string.
+    pub fn has_replacements(&self) -> bool {
+        self.words
+            .iter()
+            .flatten()
+            .any(|p| matches!(p, Piece::Replace(..)))
     }
 
     /// True when the values are substituted unquoted (the input is the command).
@@ -220,6 +247,9 @@ impl Template {
             Some([]) | None => (&empty[..], args.is_none()),
             Some(a) => (a, false),
         };
+        if self.context {
+            return self.context_line(args, noarg, seq, slot);
+        }
         let mut groups: Vec<Vec<u8>> = Vec::new();
         for word in &self.words {
             let mut group = Vec::new();
@@ -238,23 +268,133 @@ impl Template {
                         }
                     }
                     Piece::Replace(pos, kind) => {
-                        let index = match pos.unwrap_or(1) {
-                            p if p > 0 => usize::try_from(p - 1).ok(),
-                            p => usize::try_from(-p)
-                                .ok()
-                                .and_then(|back| args.len().checked_sub(back)),
-                        };
-                        let value = index.and_then(|i| args.get(i));
-                        if let Some(value) = value
-                            && (!noarg || matches!(kind, Kind::Seq | Kind::Slot))
-                        {
-                            self.push_value(&mut group, &apply(value, *kind, seq, slot));
-                        }
+                        self.push_positional(&mut group, args, noarg, *pos, *kind, seq, slot);
                     }
                 }
             }
             groups.push(group);
         }
+        self.join_groups(&groups)
+    }
+
+    /// `-X`: context groups (runs of text and replacement strings between blanks) that hold
+    /// a non-positional string are repeated once per argument.
+    fn context_line(&self, args: &[Value], noarg: bool, seq: u64, slot: usize) -> Vec<u8> {
+        // Each group: its pieces, and whether an unquoted word boundary (not a blank inside
+        // a word) follows it.
+        let mut contexts: Vec<(Vec<&Piece>, Vec<u8>)> = Vec::new();
+        let mut current: Vec<&Piece> = Vec::new();
+        let blank_pieces: Vec<Vec<Piece>> = self
+            .words
+            .iter()
+            .map(|word| {
+                let mut out = Vec::new();
+                for piece in word {
+                    match piece {
+                        Piece::Text(t) => {
+                            for part in t.split_inclusive(|b| b" \t\n".contains(b)) {
+                                match part.split_last() {
+                                    Some((last, head)) if b" \t\n".contains(last) => {
+                                        if !head.is_empty() {
+                                            out.push(Piece::Text(head.to_vec()));
+                                        }
+                                        out.push(Piece::Text(vec![*last]));
+                                    }
+                                    _ => out.push(Piece::Text(part.to_vec())),
+                                }
+                            }
+                        }
+                        other => out.push(other.clone()),
+                    }
+                }
+                out
+            })
+            .collect();
+        let is_blank =
+            |p: &Piece| matches!(p, Piece::Text(t) if t.len() == 1 && b" \t\n".contains(&t[0]));
+        for (w, word) in blank_pieces.iter().enumerate() {
+            for piece in word {
+                if is_blank(piece) {
+                    let Piece::Text(t) = piece else { continue };
+                    contexts.push((std::mem::take(&mut current), t.clone()));
+                } else {
+                    current.push(piece);
+                }
+            }
+            let end = if w + 1 < blank_pieces.len() {
+                b" ".to_vec()
+            } else {
+                Vec::new()
+            };
+            contexts.push((std::mem::take(&mut current), end));
+        }
+        let mut line = Vec::new();
+        for (pieces, after) in &contexts {
+            let repeats = pieces.iter().any(
+                |p| matches!(p, Piece::Replace(None, k) if !matches!(k, Kind::Seq | Kind::Slot)),
+            );
+            let copies: Vec<&[Value]> = if repeats {
+                args.chunks(1).collect()
+            } else {
+                vec![args]
+            };
+            for (i, arg) in copies.iter().enumerate() {
+                if i > 0 {
+                    line.push(b' ');
+                }
+                let mut group = Vec::new();
+                for piece in pieces {
+                    match piece {
+                        Piece::Text(t) => group.extend_from_slice(t),
+                        Piece::Replace(None, kind) if !matches!(kind, Kind::Seq | Kind::Slot) => {
+                            if !noarg {
+                                self.push_value(&mut group, &apply(&arg[0], *kind, seq, slot));
+                            }
+                        }
+                        Piece::Replace(pos, kind) => {
+                            self.push_positional(&mut group, args, noarg, *pos, *kind, seq, slot);
+                        }
+                    }
+                }
+                if self.quote_all && !group.is_empty() {
+                    group = quote(&group);
+                }
+                line.extend_from_slice(&group);
+            }
+            line.extend_from_slice(after);
+        }
+        line
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push_positional(
+        &self,
+        group: &mut Vec<u8>,
+        args: &[Value],
+        noarg: bool,
+        pos: Option<i64>,
+        kind: Kind,
+        seq: u64,
+        slot: usize,
+    ) {
+        // Perl's indexing: `$arg[$n + $p]` for p <= 0, and a negative index counts from the
+        // end once more (`{-3}` of two arguments is the last).
+        let n = args.len() as i64;
+        let index = match pos.unwrap_or(1) {
+            p if p > 0 => usize::try_from(p - 1).ok(),
+            p => {
+                let i = n + p;
+                usize::try_from(if i < 0 { n + i } else { i }).ok()
+            }
+        };
+        if let Some(value) = index.and_then(|i| args.get(i))
+            && (!noarg || matches!(kind, Kind::Seq | Kind::Slot))
+        {
+            self.push_value(group, &apply(value, kind, seq, slot));
+        }
+    }
+
+    fn join_groups(&self, groups: &[Vec<u8>]) -> Vec<u8> {
         let mut line = Vec::new();
         for (i, group) in groups.iter().enumerate() {
             if i > 0 {
@@ -299,12 +439,12 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn parse_word(word: &[u8], table: &[(&[u8], Kind)]) -> Vec<Piece> {
+fn parse_word(word: &[u8], table: &[(&[u8], Kind)], named: &[(Vec<u8>, i64)]) -> Vec<Piece> {
     let mut pieces = Vec::new();
     let mut text = Vec::new();
     let mut i = 0;
     while i < word.len() {
-        match replacement_at(&word[i..], table) {
+        match replacement_at(&word[i..], table).or_else(|| named_at(&word[i..], named)) {
             Some((len, piece)) => {
                 if !text.is_empty() {
                     pieces.push(Piece::Text(std::mem::take(&mut text)));
@@ -339,9 +479,15 @@ fn replacement_at(rest: &[u8], table: &[(&[u8], Kind)]) -> Option<(usize, Piece)
                 .iter()
                 .take_while(|b| b.is_ascii_digit())
                 .count();
-            let after = 1 + minus + digits;
+            let number_end = 1 + minus + digits;
+            // GNU's pattern allows blanks after the number: `{1 }`.
+            let after = number_end
+                + rest[number_end..]
+                    .iter()
+                    .take_while(|b| b" \t\n\r\x0b\x0c".contains(b))
+                    .count();
             if digits > 0 && rest[after..].starts_with(tail) {
-                let number = &rest[1..after];
+                let number = &rest[1..number_end];
                 let len = after + tail.len();
                 // GNU tests the number for truth: `{0}` is `{}`, but `{00}` and `{-0}` are
                 // positions past the end.
@@ -350,6 +496,28 @@ fn replacement_at(rest: &[u8], table: &[(&[u8], Kind)]) -> Option<(usize, Piece)
                 }
                 let n: i64 = std::str::from_utf8(number).ok()?.parse().ok()?;
                 return Some((len, Piece::Replace(Some(n), kind)));
+            }
+        }
+    }
+    None
+}
+
+/// `{name}`, `{name.}`, `{name/}`, `{name//}`, `{name/.}` for a `--header` column.
+fn named_at(rest: &[u8], named: &[(Vec<u8>, i64)]) -> Option<(usize, Piece)> {
+    let suffixes: [(&[u8], Kind); 5] = [
+        (b"//}", Kind::Dirname),
+        (b"/.}", Kind::BasenameNoExtension),
+        (b"/}", Kind::Basename),
+        (b".}", Kind::NoExtension),
+        (b"}", Kind::Whole),
+    ];
+    for (open, n) in named {
+        let Some(tail) = rest.strip_prefix(&open[..]) else {
+            continue;
+        };
+        for (suffix, kind) in suffixes {
+            if tail.starts_with(suffix) {
+                return Some((open.len() + suffix.len(), Piece::Replace(Some(*n), kind)));
             }
         }
     }
@@ -589,8 +757,8 @@ mod tests {
 
     #[test]
     fn several_arguments_repeat_non_positional_strings_and_missing_positions_are_empty() {
-        let t = parse(&["echo", "x{}y", "{#}", "{3}", "{-3}"]);
-        assert_eq!(line(&t, &["a", "b c"]), "echo xa 'b c'y 1  ");
+        let t = parse(&["echo", "x{}y", "{#}", "{3}", "{-3}", "{-5}", "{1 }"]);
+        assert_eq!(line(&t, &["a", "b c"]), "echo xa 'b c'y 1  'b c'  a");
         let t = parse(&["echo", "{2}"]);
         assert_eq!(line(&t, &["a", ""]), "echo ''");
     }
@@ -629,6 +797,41 @@ mod tests {
         };
         let t = Template::parse(&[v("echo ,, {} {.}")], &options).unwrap();
         assert_eq!(line(&t, &["a.b"]), "echo a.b {} a");
+    }
+
+    #[test]
+    fn context_replace_repeats_the_whole_word() {
+        // parallel -N2 echo x{}y {1}-{2} ::: a b c
+        let options = TemplateOptions {
+            context: true,
+            ..TemplateOptions::default()
+        };
+        let words: Vec<Value> = ["echo", "x{}y", "{1}-{2}"].iter().map(|w| v(w)).collect();
+        let t = Template::parse(&words, &options).unwrap();
+        assert_eq!(line(&t, &["a", "b"]), "echo xay xby a-b");
+        assert_eq!(line(&t, &["c"]), "echo xcy c-");
+        let t = Template::parse(&[v("echo")], &options).unwrap();
+        assert_eq!(line(&t, &["a", "b c"]), "echo a 'b c'");
+    }
+
+    #[test]
+    fn header_names_are_positions_and_tagstrings_are_not_appended_to() {
+        let options = TemplateOptions {
+            names: vec![v("n"), v("v")],
+            ..TemplateOptions::default()
+        };
+        let t = Template::parse(&[v("echo {n}={v} {v.} {nv}")], &options).unwrap();
+        assert_eq!(line(&t, &["a", "1.x"]), "echo a=1.x 1 {nv}");
+        let tag = TemplateOptions {
+            no_append: true,
+            ..TemplateOptions::default()
+        };
+        let t = Template::parse(&[v("{}-{#}:")], &tag).unwrap();
+        assert_eq!(line(&t, &["a b"]), "a b-1:");
+        assert_eq!(
+            line(&Template::parse(&[v("T")], &tag).unwrap(), &["a"]),
+            "T"
+        );
     }
 
     #[test]

@@ -46,8 +46,8 @@ Examples:
 Exit status: 0 all jobs succeeded; 1-100 that many jobs failed; 101 more than 100 failed;
 with --halt: fail=1 the failing job's status, fail=N% the percentage failed; 128+N after
 signal N (130 for Ctrl-C); 255 on any other error (a bad option, an unreadable input).
-Ctrl-C: no new job starts, running jobs get SIGTERM (their whole process group), SIGKILL
-after --grace; the joblog keeps every finished job, so --resume runs exactly the rest.
+Ctrl-C: no new job starts, running jobs get --termseq (their whole process group: TERM,
+TERM, TERM, then KILL within 0.4 s by default); the joblog keeps every finished job, so --resume runs exactly the rest.
 Options GNU parallel has and conlab run does not are refused by name (see docs/run.md).";
 
 #[derive(Debug, clap::Args)]
@@ -81,6 +81,38 @@ pub(crate) struct Args {
     #[arg(short = 'n', long = "max-args", value_name = "N")]
     max_args: Option<usize>,
 
+    /// Like -n, and a word holding {} is repeated once per input (x{}y: xay xby); -N0: none.
+    #[arg(short = 'N', long = "max-replace-args", value_name = "N")]
+    max_replace_args: Option<usize>,
+
+    /// Prefix each output line with STR (replacement strings allowed) and a tab.
+    #[arg(long, value_name = "STR")]
+    tagstring: Option<OsString>,
+
+    /// Let jobs write straight to the terminal: output is not grouped per job.
+    #[arg(short = 'u', long, visible_alias = "ungroup")]
+    ungroup: bool,
+
+    /// Save each job's stdout in a file of the temporary directory and print its name.
+    #[arg(long)]
+    files: bool,
+
+    /// Run the jobs at this niceness.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    nice: Option<i32>,
+
+    /// Accepted for GNU parallel scripts: a local job already has the whole environment.
+    #[arg(long, value_name = "VAR")]
+    env: Vec<OsString>,
+
+    /// Where to run: only `:` (this machine) is supported.
+    #[arg(short = 'S', long = "sshlogin", value_name = ":")]
+    sshlogin: Vec<String>,
+
+    /// `:`: the first value of each input source names its columns: {name}.
+    #[arg(long, value_name = ":")]
+    header: Option<String>,
+
     /// Print each job's command line on standard output before its output.
     #[arg(short = 'v', long)]
     verbose: bool,
@@ -93,7 +125,7 @@ pub(crate) struct Args {
     #[arg(short = '0', long = "null")]
     null: bool,
 
-    /// Input values end with DELIM (\n, \t, \0, \\ and \xHH are understood).
+    /// Input values end with DELIM (\n, \t, \r and the octal \ddd and \d, as GNU reads them).
     #[arg(short = 'd', long = "delimiter", value_name = "DELIM")]
     delimiter: Option<String>,
 
@@ -105,7 +137,7 @@ pub(crate) struct Args {
     #[arg(short = 'r', long = "no-run-if-empty")]
     no_run_if_empty: bool,
 
-    /// Trim white space from values: n (none), l, r, lr.
+    /// Trim white space from values: n (none), l, r, lr (the default with --colsep).
     #[arg(long, value_name = "n|l|r|lr")]
     trim: Option<String>,
 
@@ -187,13 +219,19 @@ pub(crate) struct Args {
     #[arg(long, value_name = "N", default_value_t = 1)]
     retries: u32,
 
-    /// Kill a job (its whole process group) that runs longer: 30, 1.5s, 200ms, 2m.
+    /// Kill a job (its whole process group) that runs longer: 30, 1.5s, 200ms, 2m, or N%
+    /// of the median run time of the jobs so far.
     #[arg(long, value_name = "DURATION")]
     timeout: Option<String>,
 
-    /// Between SIGTERM and SIGKILL when jobs are stopped.
-    #[arg(long, value_name = "DURATION", default_value = "2s")]
-    grace: String,
+    /// Stop jobs with SIGTERM, then SIGKILL after DURATION (instead of --termseq).
+    #[arg(long, value_name = "DURATION", conflicts_with = "termseq")]
+    grace: Option<String>,
+
+    /// The signals that stop a job and the milliseconds between them
+    /// [default: TERM,200,TERM,100,TERM,50,KILL,25, as GNU parallel].
+    #[arg(long, visible_alias = "term-seq", value_name = "SEQ")]
+    termseq: Option<String>,
 
     /// Stop early: now|soon,fail|success|done=N or N% (e.g. now,fail=1), or never.
     #[arg(
@@ -212,9 +250,14 @@ pub(crate) struct Args {
     #[arg(long)]
     bar: bool,
 
-    /// Save each job's stdout and stderr under DIR/SEQ/.
-    #[arg(long, value_name = "DIR")]
+    /// Save the output in files instead of printing it: NAME/1/VALUE/{stdout,stderr,seq};
+    /// with replacement strings NAME, NAME.err, NAME.seq per job; NAME.csv or .tsv: a table.
+    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
     results: Option<PathBuf>,
+
+    /// Print conlab's version and the GNU parallel release whose behaviour it follows.
+    #[arg(long)]
+    version: bool,
 
     /// Wait this long between job starts.
     #[arg(long, value_name = "DURATION")]
@@ -247,6 +290,13 @@ fn bytes(s: &Option<OsString>) -> Option<Value> {
 }
 
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
+    if args.version {
+        println!(
+            "conlab run {} (follows GNU parallel 20221122; not GNU parallel)",
+            env!("CARGO_PKG_VERSION")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if !args.plain {
         conlab_run::profiles::refuse()?;
     }
@@ -257,8 +307,23 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         files: bytes(&args.arg_file_sep).unwrap_or(defaults.files),
     };
     let (command, sources) = input::split_command_line(&words, &args.arg_file, &seps);
+    if let Some(login) = args
+        .sshlogin
+        .iter()
+        .flat_map(|s| s.split(','))
+        .find(|l| *l != ":")
+    {
+        bail!(
+            "-S {login}: remote execution is not supported by conlab run; -S : (this machine) is"
+        );
+    }
+    let header = match args.header.as_deref() {
+        None => false,
+        Some(":") => true,
+        Some(other) => bail!("--header {other}: only --header : (the first line) is supported"),
+    };
     let delimiter = match (&args.delimiter, args.null) {
-        (Some(d), _) => Some(input::unescape(d).map_err(|e| anyhow::anyhow!("-d {d}: {e}"))?),
+        (Some(d), _) => Some(input::unescape(d)),
         (None, true) => Some(vec![0]),
         (None, false) => None,
     };
@@ -272,6 +337,8 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         .transpose()
         .context("bad --colsep regular expression")?;
     let trim = match args.trim.as_deref() {
+        // GNU: lr is the default with --colsep.
+        None if args.colsep.is_some() => Trim::Both,
         None | Some("n") => Trim::None,
         Some("l") => Trim::Left,
         Some("r") => Trim::Right,
@@ -288,16 +355,23 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         skip_blank: args.no_run_if_empty,
         trim,
         link: args.link,
+        header,
         warn: Some(warn),
     };
     let total = input::known_total(&sources, &input_options);
-    let rows = input::group(
-        input::rows(&sources, &input_options)?,
-        args.max_args.unwrap_or(1),
-    );
-    let jobs = match args.jobs.as_deref() {
-        Some(spec) => conlab_run::slots(spec, available_cores())?,
-        None => available_cores(),
+    let (names, rows) = input::rows_with_header(&sources, &input_options)?;
+    let max_args = args.max_replace_args.or(args.max_args);
+    let rows = input::group(rows, max_args.unwrap_or(1));
+    let cores = available_cores();
+    let (jobs, jobs_file) = match args.jobs.as_deref() {
+        Some(spec) => match conlab_run::slots(spec, cores) {
+            Err(conlab_run::SlotsError::File(_)) => {
+                let file = PathBuf::from(spec);
+                (conlab_run::slots_from_file(&file, cores)?, Some(file))
+            }
+            other => (other?, None),
+        },
+        None => (cores, None),
     };
     if let Some(kind) = &args.task {
         if !command.is_empty() {
@@ -327,11 +401,55 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         seq: bytes(&args.seq_replace).unwrap_or(defaults.seq),
         slot: bytes(&args.slot_replace).unwrap_or(defaults.slot),
     };
+    let results = args
+        .results
+        .as_ref()
+        .map(|name| {
+            let template = Template::parse(
+                &[name.as_os_str().as_bytes().to_vec()],
+                &TemplateOptions {
+                    strings: strings.clone(),
+                    names: names.clone(),
+                    no_append: true,
+                    ..TemplateOptions::default()
+                },
+            )?;
+            let width = if args.colsep.is_some() {
+                usize::MAX
+            } else {
+                sources.len().max(1)
+            };
+            anyhow::Ok(conlab_run::results::Results::from_name(
+                name,
+                template,
+                names.clone(),
+                width,
+            ))
+        })
+        .transpose()?;
+    let tagstring = args
+        .tagstring
+        .as_ref()
+        .map(|t| {
+            Template::parse(
+                &[t.as_bytes().to_vec()],
+                &TemplateOptions {
+                    strings: strings.clone(),
+                    names: names.clone(),
+                    no_append: true,
+                    ..TemplateOptions::default()
+                },
+            )
+        })
+        .transpose()?;
     let template = Template::parse(
         &command,
         &TemplateOptions {
             strings,
             quote_all: args.quote,
+            context: args.max_replace_args.is_some(),
+            names,
+            no_append: false,
         },
     )?;
     let shell = Shell::detect()?;
@@ -342,16 +460,25 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         tag: args.tag,
         verbose: args.verbose,
         trace: args.trace,
-        timeout: args.timeout.as_deref().map(duration).transpose()?,
+        timeout: args.timeout.as_deref().map(timeout).transpose()?,
+        tagstring,
+        ungroup: args.ungroup,
+        files: args.files,
+        nice: args.nice,
+        jobs_file,
         retries: args.retries,
         halt: args.halt.as_deref().map(Halt::parse).transpose()?.flatten(),
         delay: args.delay.as_deref().map(duration).transpose()?,
         dry_run: args.dry_run,
-        results: args.results.clone(),
+        results,
         joblog: args.joblog.clone(),
         resume,
-        grace: duration(&args.grace)?,
-        no_args: args.max_args == Some(0),
+        term_seq: match (&args.grace, &args.termseq) {
+            (Some(grace), _) => conlab_run::runner::grace_term_seq(duration(grace)?),
+            (None, Some(seq)) => conlab_run::runner::parse_term_seq(seq)?,
+            (None, None) => conlab_run::runner::default_term_seq(),
+        },
+        no_args: max_args == Some(0),
     };
     let stop = Arc::new(Stop::default());
     install_signal_handlers(&stop)?;
@@ -377,6 +504,17 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::from(summary.exit_code()))
+}
+
+/// `--timeout`: a duration, or `N%` of the median run time so far.
+fn timeout(text: &str) -> Result<conlab_run::Timeout> {
+    match text.strip_suffix('%') {
+        Some(p) => match p.parse::<f64>() {
+            Ok(p) if p.is_finite() && p > 0.0 => Ok(conlab_run::Timeout::MedianPercent(p)),
+            _ => bail!("bad --timeout `{text}`: a percentage is a positive number, e.g. 200%"),
+        },
+        None => Ok(conlab_run::Timeout::After(duration(text)?)),
+    }
 }
 
 /// SIGINT and SIGTERM stop the run (see `conlab_run::runner`); a third one exits at once.

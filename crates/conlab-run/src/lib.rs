@@ -16,6 +16,7 @@
 pub mod halt;
 pub mod input;
 pub mod joblog;
+pub mod pipe;
 pub mod profiles;
 pub mod results;
 pub mod runner;
@@ -27,7 +28,7 @@ pub mod template;
 
 pub use halt::Halt;
 pub use input::{InputOptions, Separators, Source, SourceSpec};
-pub use runner::{Options, Output, Resume, RunError, Stop, Summary, Timeout, run};
+pub use runner::{Options, Output, Pipe, Resume, RunError, Stop, Summary, Timeout, run};
 pub use shell::Shell;
 pub use slots::{SlotsError, UNLIMITED, slots, slots_from_file};
 pub use template::{Prepared, Template, TemplateOptions, Value};

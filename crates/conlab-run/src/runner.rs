@@ -76,6 +76,8 @@ pub struct Options {
     pub nice: Option<i32>,
     /// `-j FILE`: the slot count is re-read from this file as jobs finish.
     pub jobs_file: Option<PathBuf>,
+    /// `--pipe` / `--pipe-part`: each row is a block for the job's stdin, not arguments.
+    pub pipe: Option<Pipe>,
     /// Tries per job, GNU's way: 1 is one try; 0 tries until the job succeeds.
     pub retries: u32,
     /// Stop early.
@@ -112,6 +114,7 @@ impl Default for Options {
             files: false,
             nice: None,
             jobs_file: None,
+            pipe: None,
             retries: 1,
             halt: None,
             delay: None,
@@ -177,6 +180,22 @@ pub fn parse_term_seq(text: &str) -> Result<Vec<(i32, Duration)>, TermSeqError> 
             Ok((signal, wait))
         })
         .collect()
+}
+
+/// Where `--pipe` blocks come from: a row holds the block itself, or (`--pipe-part`) its
+/// offset and length in the file, as decimal numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pipe {
+    /// The row's one value is the block.
+    Blocks,
+    /// The row is `[offset, length]` in this file.
+    Part(PathBuf),
+}
+
+/// A job's standard input with `--pipe`.
+enum Feed<'a> {
+    Bytes(&'a [u8]),
+    Range(std::fs::File, u64, u64),
 }
 
 /// `--timeout`: a fixed time, or a share of the median run time of the jobs so far.
@@ -681,7 +700,12 @@ impl Shared<'_> {
         })
     }
 
+    /// The values a job's command line sees: none for `-n0`; with `--pipe`, one empty
+    /// value (GNU: `{}` is `''`), since the row is the block.
     fn job_args<'v>(&self, args: &'v [Value]) -> Option<&'v [Value]> {
+        if self.options.pipe.is_some() {
+            return Some(&[]);
+        }
         (!self.options.no_args).then_some(args)
     }
 
@@ -694,7 +718,11 @@ impl Shared<'_> {
             .template
             .prepare(self.job_args(args), seq, slot, self.shell);
         lock(&self.counters).started += 1;
-        let tag = self.tag_for(args, seq, slot);
+        let tag = if self.options.pipe.is_some() {
+            self.tag_for(&[], seq, slot)
+        } else {
+            self.tag_for(args, seq, slot)
+        };
         let mut attempt = 0u32;
         let finished = loop {
             attempt = attempt.saturating_add(1);
@@ -703,7 +731,7 @@ impl Shared<'_> {
                 line.push(b'\n');
                 self.write(b"", &line);
             }
-            let f = self.execute(&prepared, seq, slot, tag.as_deref());
+            let f = self.execute(&prepared, args, seq, slot, tag.as_deref());
             let retries = self.options.retries;
             if f.ok()
                 || f.stopped
@@ -901,7 +929,11 @@ impl Shared<'_> {
             .env("PARALLEL_TMP", tmp)
             .env("PARALLEL_SSHLOGIN", ":")
             .env("PARALLEL_SSHHOST", ":")
-            .stdin(Stdio::null())
+            .stdin(if self.options.pipe.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             // Its own process group: a timeout or Ctrl-C reaches everything the job started.
             .process_group(0);
         if self.options.ungroup {
@@ -925,7 +957,14 @@ impl Shared<'_> {
         command
     }
 
-    fn execute(&self, prepared: &Prepared, seq: u64, slot: usize, tag: Option<&[u8]>) -> Finished {
+    fn execute(
+        &self,
+        prepared: &Prepared,
+        args: &[Value],
+        seq: u64,
+        slot: usize,
+        tag: Option<&[u8]>,
+    ) -> Finished {
         let start = SystemTime::now();
         let began = Instant::now();
         // A program not on PATH, or one the kernel will not execute (a script without `#!`):
@@ -987,10 +1026,21 @@ impl Shared<'_> {
                 lock(&self.output_failed).get_or_insert(e);
             }
         }
+        let feed = match (&self.options.pipe, args) {
+            (Some(Pipe::Blocks), [block]) => Some(Feed::Bytes(block)),
+            (Some(Pipe::Part(path)), [offset, len]) => {
+                let number = |v: &[u8]| std::str::from_utf8(v).ok()?.parse::<u64>().ok();
+                match (std::fs::File::open(path), number(offset), number(len)) {
+                    (Ok(file), Some(o), Some(l)) => Some(Feed::Range(file, o, l)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
         let captured = if self.options.ungroup {
             Ok(0)
         } else {
-            self.capture(&mut child, seq, tag, &mut stdout, &mut stderr)
+            self.capture(&mut child, feed, seq, tag, &mut stdout, &mut stderr)
         };
         let received = *captured.as_ref().unwrap_or(&0);
         let waited = captured.and_then(|_| child.wait());
@@ -1034,6 +1084,7 @@ impl Shared<'_> {
     fn capture(
         &self,
         child: &mut Child,
+        mut feed: Option<Feed<'_>>,
         seq: u64,
         tag: Option<&[u8]>,
         stdout: &mut Spool,
@@ -1043,13 +1094,25 @@ impl Shared<'_> {
             return Ok(0);
         };
         let mut received = 0u64;
+        let mut stdin = child.stdin.take().filter(|_| feed.is_some());
+        if let Some(pipe) = &stdin {
+            set_nonblocking(pipe.as_raw_fd())?;
+        }
+        // What is read from the file for `--pipe-part` and not yet written.
+        let mut pending: Vec<u8> = Vec::new();
+        let mut fed = 0usize;
         let mut open = [true, true];
         let mut carry: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
         let mut at_line_start = [true, true];
         let mut buf = vec![0u8; 64 * 1024];
         let mut tagged = Vec::new();
-        while open[0] || open[1] {
+        while open[0] || open[1] || stdin.is_some() {
             let mut fds = [
+                libc::pollfd {
+                    fd: stdin.as_ref().map_or(-1, |p| p.as_raw_fd()),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                },
                 libc::pollfd {
                     fd: if open[0] { out.as_raw_fd() } else { -1 },
                     events: libc::POLLIN,
@@ -1061,9 +1124,9 @@ impl Shared<'_> {
                     revents: 0,
                 },
             ];
-            // SAFETY: `fds` is a valid array of two pollfd structs that lives across the
+            // SAFETY: `fds` is a valid array of three pollfd structs that lives across the
             // call; a negative fd is ignored by poll(2). Exercised by every run test.
-            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 3, -1) };
             if ready < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -1071,7 +1134,16 @@ impl Shared<'_> {
                 }
                 return Err(e);
             }
-            for (i, fd) in fds.iter().enumerate() {
+            if fds[0].revents != 0
+                && let (Some(pipe), Some(source)) = (stdin.as_mut(), feed.as_mut())
+            {
+                match feed_some(pipe, source, &mut pending, &mut fed) {
+                    Ok(true) => {}
+                    // All written, or the job closed its stdin (`head -1`): no more.
+                    Ok(false) | Err(_) => stdin = None,
+                }
+            }
+            for (i, fd) in fds[1..].iter().enumerate() {
                 if !open[i] || fd.revents == 0 {
                     continue;
                 }
@@ -1323,6 +1395,61 @@ fn signal_group(pgid: i32, signal: i32) {
     // group the job leads (`process_group(0)`). Exercised by the timeout and interrupt tests.
     unsafe {
         libc::kill(-pgid, signal);
+    }
+}
+
+/// Makes a pipe's writes return at once when it is full, so that feeding a job's stdin never
+/// stops the reading of its output.
+fn set_nonblocking(fd: i32) -> io::Result<()> {
+    // SAFETY: fcntl on a file descriptor we own (the job's stdin pipe), with integer
+    // arguments only. Exercised by the --pipe tests.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Writes what the pipe takes now; false when everything is written.
+fn feed_some(
+    pipe: &mut std::process::ChildStdin,
+    source: &mut Feed<'_>,
+    pending: &mut Vec<u8>,
+    fed: &mut usize,
+) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    loop {
+        let chunk: &[u8] = match source {
+            Feed::Bytes(data) => &data[*fed..],
+            Feed::Range(file, offset, len) => {
+                if *fed == pending.len() {
+                    let left = usize::try_from(*len).unwrap_or(usize::MAX);
+                    if left == 0 {
+                        return Ok(false);
+                    }
+                    pending.resize(left.min(256 * 1024), 0);
+                    let n = file.read_at(pending, *offset)?;
+                    if n == 0 {
+                        return Ok(false);
+                    }
+                    pending.truncate(n);
+                    *offset += n as u64;
+                    *len -= n as u64;
+                    *fed = 0;
+                }
+                &pending[*fed..]
+            }
+        };
+        if chunk.is_empty() {
+            return Ok(false);
+        }
+        match pipe.write(chunk) {
+            Ok(n) => *fed += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
 }
 

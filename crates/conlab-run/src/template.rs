@@ -120,8 +120,10 @@ pub struct TemplateOptions {
     pub context: bool,
     /// `--header`: column names, `{name}` (and `{name.}`, `{name/}`...) for column N.
     pub names: Vec<Value>,
-    /// Append ` {}` when there is no replacement string (false for `--tagstring`).
+    /// Do not append ` {}` when there is no replacement string (`--pipe`).
     pub no_append: bool,
+    /// Neither append nor quote: a text, not a command (`--tagstring`, `--results` names).
+    pub raw: bool,
 }
 
 /// Why a template cannot be used.
@@ -203,7 +205,7 @@ impl Template {
             .iter()
             .flatten()
             .any(|p| matches!(p, Piece::Replace(..)));
-        if !any && !options.no_append {
+        if !any && !options.no_append && !options.raw {
             parsed.push(vec![Piece::Replace(None, Kind::Whole)]);
         }
         // GNU: `"@command" =~ /^[^ \t\n=]*\257</` means the input is (part of) the command.
@@ -219,7 +221,7 @@ impl Template {
         });
         Ok(Template {
             words: parsed,
-            quote_values: !command_from_input && !options.quote_all && !options.no_append,
+            quote_values: !command_from_input && !options.quote_all && !options.raw,
             quote_all: options.quote_all,
             context: options.context,
         })
@@ -823,7 +825,7 @@ mod tests {
         let t = Template::parse(&[v("echo {n}={v} {v.} {nv}")], &options).unwrap();
         assert_eq!(line(&t, &["a", "1.x"]), "echo a=1.x 1 {nv}");
         let tag = TemplateOptions {
-            no_append: true,
+            raw: true,
             ..TemplateOptions::default()
         };
         let t = Template::parse(&[v("{}-{#}:")], &tag).unwrap();

@@ -426,6 +426,11 @@ fn every_listed_command_line_gives_gnu_parallels_output_and_exit_status() {
     }
     std::fs::write("/tmp/conlab-gnu-cols.tsv", "a\tb\nc\td\n").unwrap();
     std::fs::write("/tmp/conlab-gnu-header.csv", "n,v\na,1\nb,2\n").unwrap();
+    let seq = |n: usize| (1..=n).map(|i| format!("{i}\n")).collect::<String>();
+    std::fs::write("/tmp/conlab-gnu-s20", seq(20)).unwrap();
+    std::fs::write("/tmp/conlab-gnu-s100k", seq(100_000)).unwrap();
+    std::fs::write("/tmp/conlab-gnu-anl", "a\nb").unwrap();
+    std::fs::write("/tmp/conlab-gnu-commas", "a,b,c,d,e").unwrap();
     let cases = include_str!("run/gnu_cases.txt");
     let conlab = format!("{} run", env!("CARGO_BIN_EXE_conlab"));
     let mut differ = Vec::new();
@@ -462,6 +467,8 @@ fn what_conlab_does_not_support_is_refused_by_name() {
     for (args, named) in [
         (vec!["echo", "{= s/a/b/ =}", ":::", "a"], "{= s/a/b/ =}"),
         (vec!["-X", "echo", ":::", "a"], "-X"),
+        (vec!["--pipe-part", "wc", "-l"], "--pipe-part"),
+        (vec!["--pipe", "--block", "lots", "wc"], "--block"),
         (vec!["--keep", "echo", ":::", "a"], "--keep"),
         (vec!["-j", "-5", "echo", ":::", "a"], "cannot run any jobs"),
         (vec!["--halt", "later,fail=1", "echo", ":::", "a"], "--halt"),

@@ -113,6 +113,24 @@ pub(crate) struct Args {
     #[arg(long, value_name = ":")]
     header: Option<String>,
 
+    /// Cut standard input (or -a FILE) into blocks of whole lines; each block is one job's
+    /// standard input.
+    #[arg(long)]
+    pipe: bool,
+
+    /// Like --pipe for a seekable file given with -a: each job reads its own part.
+    #[arg(long = "pipe-part", visible_alias = "pipepart")]
+    pipe_part: bool,
+
+    /// With --pipe: bytes per block (k m g: powers of 1000; K M G: of 1024) [default: 1M;
+    /// --pipe-part: the file's size / jobs / 10].
+    #[arg(long, visible_alias = "blocksize", value_name = "SIZE")]
+    block: Option<String>,
+
+    /// With --pipe: what ends a record [default: \n].
+    #[arg(long, value_name = "STR")]
+    recend: Option<String>,
+
     /// Print each job's command line on standard output before its output.
     #[arg(short = 'v', long)]
     verbose: bool,
@@ -359,8 +377,17 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         warn: Some(warn),
     };
     let total = input::known_total(&sources, &input_options);
-    let (names, rows) = input::rows_with_header(&sources, &input_options)?;
-    let max_args = args.max_replace_args.or(args.max_args);
+    let piped = args.pipe || args.pipe_part;
+    let (names, rows) = if piped {
+        (Vec::new(), pipe_rows(args, &sources, available_cores())?)
+    } else {
+        input::rows_with_header(&sources, &input_options)?
+    };
+    let max_args = if piped {
+        None
+    } else {
+        args.max_replace_args.or(args.max_args)
+    };
     let rows = input::group(rows, max_args.unwrap_or(1));
     let cores = available_cores();
     let (jobs, jobs_file) = match args.jobs.as_deref() {
@@ -410,7 +437,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
                 &TemplateOptions {
                     strings: strings.clone(),
                     names: names.clone(),
-                    no_append: true,
+                    raw: true,
                     ..TemplateOptions::default()
                 },
             )?;
@@ -436,7 +463,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
                 &TemplateOptions {
                     strings: strings.clone(),
                     names: names.clone(),
-                    no_append: true,
+                    raw: true,
                     ..TemplateOptions::default()
                 },
             )
@@ -447,9 +474,11 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         &TemplateOptions {
             strings,
             quote_all: args.quote,
-            context: args.max_replace_args.is_some(),
+            context: args.max_replace_args.is_some() && !piped,
             names,
-            no_append: false,
+            // --pipe: the block is the input, nothing is appended.
+            no_append: piped,
+            raw: false,
         },
     )?;
     let shell = Shell::detect()?;
@@ -466,6 +495,11 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         files: args.files,
         nice: args.nice,
         jobs_file,
+        pipe: match (args.pipe_part, sources.first().map(|s| &s.source)) {
+            (true, Some(input::Source::File(path))) => Some(conlab_run::Pipe::Part(path.clone())),
+            _ if piped => Some(conlab_run::Pipe::Blocks),
+            _ => None,
+        },
         retries: args.retries,
         halt: args.halt.as_deref().map(Halt::parse).transpose()?.flatten(),
         delay: args.delay.as_deref().map(duration).transpose()?,
@@ -504,6 +538,71 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::from(summary.exit_code()))
+}
+
+/// `--pipe` / `--pipe-part`: the blocks as rows (the block itself, or its range).
+fn pipe_rows(args: &Args, sources: &[input::SourceSpec], cores: usize) -> Result<input::Rows> {
+    let recend = args
+        .recend
+        .as_deref()
+        .map_or_else(|| b"\n".to_vec(), input::unescape);
+    if recend.is_empty() {
+        bail!("--recend takes at least one character");
+    }
+    let block = args
+        .block
+        .as_deref()
+        .map(|b| {
+            conlab_run::pipe::parse_size(b)
+                .with_context(|| format!("bad --block `{b}`: a size such as 1M, 100k or 4096"))
+        })
+        .transpose()?;
+    let file = match sources {
+        [] => None,
+        [
+            input::SourceSpec {
+                source: input::Source::File(path),
+                ..
+            },
+        ] => Some(path.clone()),
+        _ => bail!("--pipe and --pipe-part read one input: standard input or -a FILE"),
+    };
+    if args.pipe_part {
+        let Some(path) = file.filter(|p| p.as_os_str() != "-") else {
+            bail!("--pipe-part needs a seekable file: -a FILE");
+        };
+        let size = std::fs::metadata(&path)
+            .with_context(|| format!("--pipe-part: {}", path.display()))?
+            .len();
+        let jobs = match args.jobs.as_deref() {
+            Some(spec) => conlab_run::slots(spec, cores).unwrap_or(cores),
+            None => cores,
+        };
+        // GNU's default: ten blocks per job slot.
+        let block = block.unwrap_or(1 + size / jobs.max(1) as u64 / 10);
+        let ranges = conlab_run::pipe::part_ranges(&path, block, &recend)
+            .with_context(|| format!("--pipe-part: {}", path.display()))?;
+        return Ok(Box::new(ranges.into_iter().map(|(offset, len)| {
+            Ok(vec![
+                offset.to_string().into_bytes(),
+                len.to_string().into_bytes(),
+            ])
+        })));
+    }
+    let reader: Box<dyn std::io::Read + Send> = match file {
+        Some(path) if path.as_os_str() != "-" => Box::new(
+            std::fs::File::open(&path).with_context(|| format!("--pipe: {}", path.display()))?,
+        ),
+        _ => Box::new(std::io::stdin()),
+    };
+    let cut = conlab_run::pipe::Cut {
+        block: block.unwrap_or(1 << 20),
+        recend,
+        records: args.max_replace_args.or(args.max_args).filter(|&n| n > 0),
+    };
+    Ok(Box::new(
+        conlab_run::pipe::blocks(reader, cut).map(|b| b.map(|block| vec![block])),
+    ))
 }
 
 /// `--timeout`: a duration, or `N%` of the median run time so far.

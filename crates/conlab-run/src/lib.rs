@@ -20,6 +20,7 @@ pub mod pipe;
 pub mod profiles;
 pub mod results;
 pub mod runner;
+pub mod semaphore;
 pub mod shell;
 mod slots;
 pub mod spool;

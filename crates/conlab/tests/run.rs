@@ -604,3 +604,42 @@ fn big_outputs_wait_on_disk_not_in_memory() {
         usage.ru_maxrss
     );
 }
+
+#[test]
+fn a_semaphore_runs_one_command_at_a_time_and_wait_waits_for_all() {
+    let dir = std::env::temp_dir().join(format!("conlab-run-sem-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let id = format!("test-{}", std::process::id());
+    let inside = dir.join("inside");
+    let log = dir.join("log");
+    // Two commands inside at once would find the directory there already.
+    let line = format!(
+        "mkdir {0} || echo OVERLAP >> {1}; sleep 0.2; rmdir {0}; echo done >> {1}",
+        inside.display(),
+        log.display()
+    );
+    for _ in 0..3 {
+        let out = conlab(&["--semaphore", "--id", &id, "-j1", &line]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = conlab(&["--semaphore", "--id", &id, "--wait"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text, "done\ndone\ndone\n",
+        "every command ran, none beside another"
+    );
+    let out = conlab(&["--semaphore", "--id", &id, "--fg", "exit 3"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "--fg gives the command's status"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

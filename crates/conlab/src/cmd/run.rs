@@ -131,6 +131,27 @@ pub(crate) struct Args {
     #[arg(long, value_name = "STR")]
     recend: Option<String>,
 
+    /// GNU's sem: wait for a free slot of the semaphore --id (-j slots, default 1), start
+    /// the command in the background holding it, and return.
+    #[arg(long, visible_alias = "sem")]
+    semaphore: bool,
+
+    /// With --semaphore: the semaphore's name [default: the terminal's name].
+    #[arg(long, value_name = "ID")]
+    id: Option<String>,
+
+    /// With --semaphore: run the command in the foreground and exit with its status.
+    #[arg(long)]
+    fg: bool,
+
+    /// With --semaphore: wait until every command of the semaphore has finished.
+    #[arg(long)]
+    wait: bool,
+
+    /// With --semaphore: give up after SECS seconds without a free slot (exit 1).
+    #[arg(long, visible_alias = "st", value_name = "SECS")]
+    semaphoretimeout: Option<String>,
+
     /// Print each job's command line on standard output before its output.
     #[arg(short = 'v', long)]
     verbose: bool,
@@ -317,6 +338,18 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     }
     if !args.plain {
         conlab_run::profiles::refuse()?;
+    }
+    if args.semaphore {
+        return semaphore(args);
+    }
+    for (given, flag) in [
+        (args.fg, "--fg"),
+        (args.wait, "--wait"),
+        (args.id.is_some(), "--id"),
+    ] {
+        if given {
+            bail!("{flag} applies to --semaphore");
+        }
     }
     let words: Vec<Value> = args.rest.iter().map(|w| w.clone().into_vec()).collect();
     let defaults = Separators::default();
@@ -538,6 +571,54 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::from(summary.exit_code()))
+}
+
+/// `--semaphore`: one command under a counting semaphore shared with other invocations.
+fn semaphore(args: &Args) -> Result<ExitCode> {
+    let id = match &args.id {
+        Some(id) => id.clone(),
+        // GNU names the default semaphore after the terminal.
+        None => std::fs::read_link("/proc/self/fd/0")
+            .ok()
+            .filter(|p| p.starts_with("/dev/pts") || p.starts_with("/dev/tty"))
+            .map_or_else(|| "default".to_string(), |p| p.display().to_string()),
+    };
+    let slots = match args.jobs.as_deref() {
+        Some(spec) => conlab_run::slots(spec, available_cores())?,
+        None => 1,
+    };
+    let sem = conlab_run::semaphore::Semaphore::new(&id, slots);
+    if args.wait {
+        sem.wait_all()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.rest.is_empty() {
+        bail!("--semaphore needs a command (or --wait)");
+    }
+    let timeout = args.semaphoretimeout.as_deref().map(duration).transpose()?;
+    let slot = match sem.acquire(timeout) {
+        Ok(slot) => slot,
+        Err(conlab_run::semaphore::SemaphoreError::Timeout(_)) => {
+            eprintln!("conlab: semaphore {id}: no slot was free within --semaphoretimeout");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let line: Vec<u8> = args
+        .rest
+        .iter()
+        .map(|w| w.as_bytes())
+        .collect::<Vec<_>>()
+        .join(&b' ');
+    let shell = Shell::detect()?;
+    let mut command = std::process::Command::new(shell.path());
+    command.arg("-c").arg(std::ffi::OsStr::from_bytes(&line));
+    Ok(match sem.run(slot, command, args.fg)? {
+        Some(status) => ExitCode::from(status.code().unwrap_or_else(|| {
+            128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+        }) as u8),
+        None => ExitCode::SUCCESS,
+    })
 }
 
 /// `--pipe` / `--pipe-part`: the blocks as rows (the block itself, or its range).

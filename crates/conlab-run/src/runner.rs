@@ -1422,23 +1422,59 @@ fn feed_some(
     loop {
         let chunk: &[u8] = match source {
             Feed::Bytes(data) => &data[*fed..],
+            // A buffer the copying fallback has not written out yet goes first.
+            Feed::Range(..) if *fed < pending.len() => &pending[*fed..],
             Feed::Range(file, offset, len) => {
-                if *fed == pending.len() {
-                    let left = usize::try_from(*len).unwrap_or(usize::MAX);
-                    if left == 0 {
-                        return Ok(false);
-                    }
-                    pending.resize(left.min(256 * 1024), 0);
-                    let n = file.read_at(pending, *offset)?;
-                    if n == 0 {
-                        return Ok(false);
-                    }
-                    pending.truncate(n);
-                    *offset += n as u64;
-                    *len -= n as u64;
-                    *fed = 0;
+                if *len == 0 {
+                    return Ok(false);
                 }
-                &pending[*fed..]
+                // splice(2): the kernel moves the file's pages into the pipe, no copy here.
+                let mut off = i64::try_from(*offset).unwrap_or(i64::MAX);
+                let want = usize::try_from(*len).unwrap_or(usize::MAX).min(1 << 20);
+                // SAFETY: both descriptors are open for the call (the File and the child's
+                // stdin pipe); `off` is a valid i64 the kernel updates. Exercised by the
+                // --pipe-part cases of tests/run.rs.
+                let moved = unsafe {
+                    libc::splice(
+                        file.as_raw_fd(),
+                        &mut off,
+                        pipe.as_raw_fd(),
+                        std::ptr::null_mut(),
+                        want,
+                        libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE,
+                    )
+                };
+                match moved {
+                    0 => return Ok(false),
+                    n if n > 0 => {
+                        *offset += n as u64;
+                        *len -= n as u64;
+                        continue;
+                    }
+                    _ => {
+                        let e = io::Error::last_os_error();
+                        match e.kind() {
+                            io::ErrorKind::WouldBlock => return Ok(true),
+                            io::ErrorKind::Interrupted => continue,
+                            // A file system without splice: copy through a buffer.
+                            _ if e.raw_os_error() == Some(libc::EINVAL) => {
+                                if *fed == pending.len() {
+                                    pending.resize(want.min(256 * 1024), 0);
+                                    let n = file.read_at(pending, *offset)?;
+                                    if n == 0 {
+                                        return Ok(false);
+                                    }
+                                    pending.truncate(n);
+                                    *offset += n as u64;
+                                    *len -= n as u64;
+                                    *fed = 0;
+                                }
+                                &pending[*fed..]
+                            }
+                            _ => return Err(e),
+                        }
+                    }
+                }
             }
         };
         if chunk.is_empty() {

@@ -5,7 +5,8 @@
 
 1000 jobs of `true` and of `echo {}` at 2 jobs at a time, median wall time of 5 runs each;
 then peak memory with 100k and 1M inputs streamed from stdin (dry run: no spawns, so it
-measures the input path alone), and with 20k real jobs.
+measures the input path alone), and with 20k real jobs; then `--pipe` and `--pipe-part`
+through `wc -l` over a file of PIPE_MB megabytes (default 1000; the line counts must agree).
 """
 
 import os
@@ -74,6 +75,33 @@ def main():
     for n in (2_000, 20_000):
         kib = peak_rss_kib(f"seq {n} | {CONLAB} run -j2 true")
         print(f"  {n:>9,} jobs of true       {kib / 1024:6.1f} MiB")
+    pipe_bench(int(os.environ.get("PIPE_MB", "1000")))
+
+
+def pipe_bench(megabytes):
+    """--pipe and --pipe-part through `wc -l`, conlab and GNU parallel side by side."""
+    path = f"/tmp/conlab-bench-pipe-{megabytes}M"
+    if not os.path.exists(path) or os.path.getsize(path) != megabytes * 1_000_000:
+        subprocess.run(f"seq 1 {megabytes * 140000} | head -c {megabytes * 1_000_000} > {path}",
+                       shell=True, check=True)
+    subprocess.run(["cat", path], check=True, stdout=subprocess.DEVNULL)  # into the page cache
+    cases = [
+        ("wc -l alone", f"wc -l < {path}"),
+        ("conlab --pipe-part", f"{CONLAB} run --pipe-part -a {path} wc -l"),
+        ("GNU --pipe-part", f"parallel --will-cite --pipe-part -a {path} wc -l"),
+        ("conlab --pipe", f"{CONLAB} run --pipe wc -l < {path}"),
+        ("GNU --pipe", f"parallel --will-cite --pipe wc -l < {path}"),
+    ]
+    print()
+    print(f"{megabytes} MB through wc -l (median of 3)")
+    walls = {}
+    for name, line in cases:
+        counts = subprocess.run(["sh", "-c", line], check=True, capture_output=True, text=True)
+        total = sum(int(x) for x in counts.stdout.split())
+        walls[name] = median_wall(line, runs=3)
+        print(f"  {name:<20} {walls[name]:7.2f} s  {megabytes / walls[name]:7.0f} MB/s  {total} lines")
+    for kind in ("--pipe-part", "--pipe"):
+        print(f"  conlab {kind} vs GNU: {walls['GNU ' + kind] / walls['conlab ' + kind]:.2f}x faster")
 
 
 if __name__ == "__main__":

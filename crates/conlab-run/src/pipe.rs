@@ -14,7 +14,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
-use crate::input::InputError;
+use crate::input::{InputError, Rows, Source, SourceSpec};
 
 /// `--block SIZE` as GNU reads it: `k m g t p` are powers of 1000, `K M G T P` and `Ki Mi...`
 /// powers of 1024; a fraction is allowed (`1.5M`).
@@ -186,6 +186,114 @@ pub fn part_ranges(path: &Path, block: u64, recend: &[u8]) -> io::Result<Vec<(u6
         .filter(|w| w[1] > w[0])
         .map(|w| (w[0], w[1] - w[0]))
         .collect())
+}
+
+/// `--pipe` and `--pipe-part` as given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// `--pipe-part` (else `--pipe`).
+    pub part: bool,
+    /// `--block SIZE` as written.
+    pub block: Option<String>,
+    /// `--recend STR` as written (GNU's escapes).
+    pub recend: Option<String>,
+    /// `-N` / `-n`: records per block.
+    pub records: Option<usize>,
+    /// Job slots (for `--pipe-part`'s default block).
+    pub jobs: usize,
+}
+
+/// Why `--pipe` cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum PipeError {
+    /// A setting that is not one.
+    #[error("{0}")]
+    Setting(String),
+    /// The file could not be read.
+    #[error("--pipe-part: {path}")]
+    File {
+        /// The file.
+        path: String,
+        /// What the OS said.
+        source: io::Error,
+    },
+}
+
+/// The rows of a `--pipe` run: one per block (the block itself), or for `--pipe-part` one
+/// per range (its offset and length, as decimal numbers: [`crate::Pipe::Part`]).
+pub fn rows(sources: &[SourceSpec], s: &Settings) -> Result<Rows, PipeError> {
+    let recend = s
+        .recend
+        .as_deref()
+        .map_or_else(|| b"\n".to_vec(), crate::input::unescape);
+    if recend.is_empty() {
+        return Err(PipeError::Setting(
+            "--recend takes at least one character".into(),
+        ));
+    }
+    let block = s
+        .block
+        .as_deref()
+        .map(|b| {
+            parse_size(b).ok_or_else(|| {
+                PipeError::Setting(format!(
+                    "bad --block `{b}`: a size such as 1M, 100k or 4096"
+                ))
+            })
+        })
+        .transpose()?;
+    let file = match sources {
+        [] => None,
+        [
+            SourceSpec {
+                source: Source::File(path),
+                ..
+            },
+        ] => Some(path.clone()),
+        _ => {
+            return Err(PipeError::Setting(
+                "--pipe and --pipe-part read one input: standard input or -a FILE".into(),
+            ));
+        }
+    };
+    if s.part {
+        let Some(path) = file.filter(|p| p.as_os_str() != "-") else {
+            return Err(PipeError::Setting(
+                "--pipe-part needs a seekable file: -a FILE".into(),
+            ));
+        };
+        let file_error = |source| PipeError::File {
+            path: path.display().to_string(),
+            source,
+        };
+        let size = std::fs::metadata(&path).map_err(file_error)?.len();
+        // GNU's default: ten blocks per job slot.
+        let block = block.unwrap_or(1 + size / s.jobs.max(1) as u64 / 10);
+        let ranges = part_ranges(&path, block, &recend).map_err(file_error)?;
+        return Ok(Box::new(ranges.into_iter().map(|(offset, len)| {
+            Ok(vec![
+                offset.to_string().into_bytes(),
+                len.to_string().into_bytes(),
+            ])
+        })));
+    }
+    let reader: Box<dyn Read + Send> = match file {
+        Some(path) if path.as_os_str() != "-" => {
+            Box::new(File::open(&path).map_err(|source| PipeError::File {
+                path: path.display().to_string(),
+                source,
+            })?)
+        }
+        _ => Box::new(io::stdin()),
+    };
+    let cut = Cut {
+        block: block.unwrap_or(1 << 20),
+        recend,
+        records: s.records.filter(|&n| n > 0),
+    };
+    Ok(Box::new(
+        blocks(reader, cut).map(|b| b.map(|block| vec![block])),
+    ))
 }
 
 #[cfg(test)]

@@ -207,6 +207,18 @@ pub enum Timeout {
     MedianPercent(f64),
 }
 
+impl Timeout {
+    /// `--timeout N%`.
+    pub fn percent(text: &str) -> Result<Timeout, String> {
+        match text.strip_suffix('%').map(str::parse::<f64>) {
+            Some(Ok(p)) if p.is_finite() && p > 0.0 => Ok(Timeout::MedianPercent(p)),
+            _ => Err(format!(
+                "bad --timeout `{text}`: a percentage is a positive number, e.g. 200%"
+            )),
+        }
+    }
+}
+
 /// Where output goes; the library writes nothing else anywhere (except that `-u` lets the
 /// jobs write to the process's own stdout and stderr).
 pub struct Output {

@@ -32,6 +32,14 @@ pub enum SemaphoreError {
     Timeout(String),
 }
 
+/// GNU's default semaphore id: the name of the terminal on standard input, else `default`.
+pub fn default_id() -> String {
+    std::fs::read_link("/proc/self/fd/0")
+        .ok()
+        .filter(|p| p.starts_with("/dev/pts") || p.starts_with("/dev/tty"))
+        .map_or_else(|| "default".to_string(), |p| p.display().to_string())
+}
+
 /// One semaphore: an id and how many slots it has.
 #[derive(Debug, Clone)]
 pub struct Semaphore {

@@ -412,7 +412,17 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let total = input::known_total(&sources, &input_options);
     let piped = args.pipe || args.pipe_part;
     let (names, rows) = if piped {
-        (Vec::new(), pipe_rows(args, &sources, available_cores())?)
+        let jobs = args.jobs.as_deref().map_or(Ok(available_cores()), |j| {
+            conlab_run::slots(j, available_cores())
+        });
+        let settings = conlab_run::pipe::Settings {
+            part: args.pipe_part,
+            block: args.block.clone(),
+            recend: args.recend.clone(),
+            records: args.max_replace_args.or(args.max_args),
+            jobs: jobs.unwrap_or(1),
+        };
+        (Vec::new(), conlab_run::pipe::rows(&sources, &settings)?)
     } else {
         input::rows_with_header(&sources, &input_options)?
     };
@@ -522,7 +532,14 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         tag: args.tag,
         verbose: args.verbose,
         trace: args.trace,
-        timeout: args.timeout.as_deref().map(timeout).transpose()?,
+        timeout: args
+            .timeout
+            .as_deref()
+            .map(|t| match t.strip_suffix('%') {
+                Some(_) => conlab_run::Timeout::percent(t).map_err(anyhow::Error::msg),
+                None => duration(t).map(conlab_run::Timeout::After),
+            })
+            .transpose()?,
         tagstring,
         ungroup: args.ungroup,
         files: args.files,
@@ -575,14 +592,10 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
 
 /// `--semaphore`: one command under a counting semaphore shared with other invocations.
 fn semaphore(args: &Args) -> Result<ExitCode> {
-    let id = match &args.id {
-        Some(id) => id.clone(),
-        // GNU names the default semaphore after the terminal.
-        None => std::fs::read_link("/proc/self/fd/0")
-            .ok()
-            .filter(|p| p.starts_with("/dev/pts") || p.starts_with("/dev/tty"))
-            .map_or_else(|| "default".to_string(), |p| p.display().to_string()),
-    };
+    let id = args
+        .id
+        .clone()
+        .unwrap_or_else(conlab_run::semaphore::default_id);
     let slots = match args.jobs.as_deref() {
         Some(spec) => conlab_run::slots(spec, available_cores())?,
         None => 1,
@@ -619,82 +632,6 @@ fn semaphore(args: &Args) -> Result<ExitCode> {
         }) as u8),
         None => ExitCode::SUCCESS,
     })
-}
-
-/// `--pipe` / `--pipe-part`: the blocks as rows (the block itself, or its range).
-fn pipe_rows(args: &Args, sources: &[input::SourceSpec], cores: usize) -> Result<input::Rows> {
-    let recend = args
-        .recend
-        .as_deref()
-        .map_or_else(|| b"\n".to_vec(), input::unescape);
-    if recend.is_empty() {
-        bail!("--recend takes at least one character");
-    }
-    let block = args
-        .block
-        .as_deref()
-        .map(|b| {
-            conlab_run::pipe::parse_size(b)
-                .with_context(|| format!("bad --block `{b}`: a size such as 1M, 100k or 4096"))
-        })
-        .transpose()?;
-    let file = match sources {
-        [] => None,
-        [
-            input::SourceSpec {
-                source: input::Source::File(path),
-                ..
-            },
-        ] => Some(path.clone()),
-        _ => bail!("--pipe and --pipe-part read one input: standard input or -a FILE"),
-    };
-    if args.pipe_part {
-        let Some(path) = file.filter(|p| p.as_os_str() != "-") else {
-            bail!("--pipe-part needs a seekable file: -a FILE");
-        };
-        let size = std::fs::metadata(&path)
-            .with_context(|| format!("--pipe-part: {}", path.display()))?
-            .len();
-        let jobs = match args.jobs.as_deref() {
-            Some(spec) => conlab_run::slots(spec, cores).unwrap_or(cores),
-            None => cores,
-        };
-        // GNU's default: ten blocks per job slot.
-        let block = block.unwrap_or(1 + size / jobs.max(1) as u64 / 10);
-        let ranges = conlab_run::pipe::part_ranges(&path, block, &recend)
-            .with_context(|| format!("--pipe-part: {}", path.display()))?;
-        return Ok(Box::new(ranges.into_iter().map(|(offset, len)| {
-            Ok(vec![
-                offset.to_string().into_bytes(),
-                len.to_string().into_bytes(),
-            ])
-        })));
-    }
-    let reader: Box<dyn std::io::Read + Send> = match file {
-        Some(path) if path.as_os_str() != "-" => Box::new(
-            std::fs::File::open(&path).with_context(|| format!("--pipe: {}", path.display()))?,
-        ),
-        _ => Box::new(std::io::stdin()),
-    };
-    let cut = conlab_run::pipe::Cut {
-        block: block.unwrap_or(1 << 20),
-        recend,
-        records: args.max_replace_args.or(args.max_args).filter(|&n| n > 0),
-    };
-    Ok(Box::new(
-        conlab_run::pipe::blocks(reader, cut).map(|b| b.map(|block| vec![block])),
-    ))
-}
-
-/// `--timeout`: a duration, or `N%` of the median run time so far.
-fn timeout(text: &str) -> Result<conlab_run::Timeout> {
-    match text.strip_suffix('%') {
-        Some(p) => match p.parse::<f64>() {
-            Ok(p) if p.is_finite() && p > 0.0 => Ok(conlab_run::Timeout::MedianPercent(p)),
-            _ => bail!("bad --timeout `{text}`: a percentage is a positive number, e.g. 200%"),
-        },
-        None => Ok(conlab_run::Timeout::After(duration(text)?)),
-    }
 }
 
 /// SIGINT and SIGTERM stop the run (see `conlab_run::runner`); a third one exits at once.

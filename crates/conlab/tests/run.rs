@@ -470,6 +470,7 @@ fn what_conlab_does_not_support_is_refused_by_name() {
         (vec!["--pipe-part", "wc", "-l"], "--pipe-part"),
         (vec!["--pipe", "--block", "lots", "wc"], "--block"),
         (vec!["--keep", "echo", ":::", "a"], "--keep"),
+        (vec!["--sem", "echo", "x"], "--sem"),
         (vec!["-j", "-5", "echo", ":::", "a"], "cannot run any jobs"),
         (vec!["--halt", "later,fail=1", "echo", ":::", "a"], "--halt"),
     ] {

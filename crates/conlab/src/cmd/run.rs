@@ -133,7 +133,7 @@ pub(crate) struct Args {
 
     /// GNU's sem: wait for a free slot of the semaphore --id (-j slots, default 1), start
     /// the command in the background holding it, and return.
-    #[arg(long, visible_alias = "sem")]
+    #[arg(long)]
     semaphore: bool,
 
     /// With --semaphore: the semaphore's name [default: the terminal's name].

@@ -111,6 +111,21 @@ pub enum InputError {
         /// What the OS said.
         source: io::Error,
     },
+    /// One record makes a command line longer than GNU parallel would run.
+    #[error(
+        "Command line too long ({len} >= {limit}) at input {input}: {start} \
+         (GNU parallel refuses it too; -s cannot raise the limit)"
+    )]
+    TooLong {
+        /// GNU's estimate of the line's length.
+        len: usize,
+        /// The usable length.
+        limit: usize,
+        /// The record's number in the input, from 1.
+        input: usize,
+        /// The record's first 50 bytes.
+        start: String,
+    },
     /// `:::+` with nothing before it.
     #[error("`:::+` and `::::+` link to the source before them, and there is none")]
     LinkWithoutSource,

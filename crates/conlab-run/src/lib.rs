@@ -13,6 +13,7 @@
 //! job whose line has no shell syntax is executed directly; the rest pay for a shell. The
 //! crate writes only to the [`runner::Output`] it is given.
 
+pub mod fill;
 pub mod halt;
 pub mod input;
 pub mod joblog;

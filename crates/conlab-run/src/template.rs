@@ -124,6 +124,9 @@ pub struct TemplateOptions {
     pub no_append: bool,
     /// Neither append nor quote: a text, not a command (`--tagstring`, `--results` names).
     pub raw: bool,
+    /// `--shellquote` (given N times): a job prints its line quoted N times instead of
+    /// running it.
+    pub shell_quote: u8,
 }
 
 /// Why a template cannot be used.
@@ -145,6 +148,9 @@ pub struct Template {
     quote_values: bool,
     quote_all: bool,
     context: bool,
+    /// ` {}` was appended: the command had no replacement string.
+    appended: bool,
+    shell_quote: u8,
 }
 
 /// A job's command, ready to start.
@@ -205,7 +211,8 @@ impl Template {
             .iter()
             .flatten()
             .any(|p| matches!(p, Piece::Replace(..)));
-        if !any && !options.no_append && !options.raw {
+        let appended = !any && !options.no_append && !options.raw;
+        if appended {
             parsed.push(vec![Piece::Replace(None, Kind::Whole)]);
         }
         // GNU: `"@command" =~ /^[^ \t\n=]*\257</` means the input is (part of) the command.
@@ -224,7 +231,64 @@ impl Template {
             quote_values: !command_from_input && !options.quote_all && !options.raw,
             quote_all: options.quote_all,
             context: options.context,
+            appended,
+            shell_quote: options.shell_quote,
         })
+    }
+
+    /// The model GNU parallel uses for this template's line lengths (see [`LengthModel`]).
+    pub fn length_model(&self) -> LengthModel {
+        let blank = |b: &u8| b" \t\n\r\x0b\x0c".contains(b);
+        // [noncontext, context, context groups]
+        let mut sizes = [0usize; 3];
+        fn close(sizes: &mut [usize; 3], group: &mut usize, holds: &mut bool) {
+            if *holds {
+                sizes[1] += *group;
+                sizes[2] += 1;
+            } else {
+                sizes[0] += *group;
+            }
+            *group = 0;
+            *holds = false;
+        }
+        let mut strings: Vec<(Option<i64>, Kind, usize)> = Vec::new();
+        for word in &self.words {
+            // A group: a run of non-blank text and replacement strings (Perl's `\S*`).
+            let (mut group, mut holds) = (0, false);
+            for piece in word {
+                match piece {
+                    Piece::Text(t) => {
+                        for b in t {
+                            if blank(b) {
+                                close(&mut sizes, &mut group, &mut holds);
+                                sizes[0] += 1;
+                            } else {
+                                group += 1;
+                            }
+                        }
+                    }
+                    Piece::Replace(pos, kind) => {
+                        holds = true;
+                        match strings.iter_mut().find(|(p, k, _)| p == pos && k == kind) {
+                            Some((_, _, count)) => *count += 1,
+                            None => strings.push((*pos, *kind, 1)),
+                        }
+                    }
+                }
+            }
+            close(&mut sizes, &mut group, &mut holds);
+        }
+        let [noncontext, context, context_groups] = sizes;
+        LengthModel {
+            noncontext: noncontext + self.words.len().saturating_sub(1),
+            context,
+            context_groups,
+            strings,
+            quote_values: self.quote_values,
+            context_replace: self.context,
+            factor: if self.quote_all { 3 } else { 1 },
+            appended: self.appended,
+        }
     }
 
     /// True when the template holds a replacement string.
@@ -429,11 +493,140 @@ impl Template {
         slot: usize,
         shell: &crate::shell::Shell,
     ) -> Prepared {
-        let line = self.line(args, seq, slot);
+        let mut line = self.line(args, seq, slot);
+        if self.shell_quote > 0 {
+            // GNU prints it with a small perl echo; printf prints the same bytes.
+            for _ in 0..self.shell_quote {
+                line = quote(&line);
+            }
+            let mut shown = b"printf '%s\\n' ".to_vec();
+            shown.extend_from_slice(&quote(&line));
+            return Prepared::Exec {
+                words: vec![b"printf".to_vec(), b"%s\n".to_vec(), line],
+                line: shown,
+            };
+        }
         match direct_words(&line).filter(|w| !shell.needs_shell(w)) {
             Some(words) => Prepared::Exec { words, line },
             None => Prepared::Shell(line),
         }
+    }
+}
+
+/// GNU parallel's estimate of a job's command line length (`CommandLine::len`, 20221122),
+/// which decides how many records `-X`, `-m` and `--xargs` put on one line, and when a line
+/// is too long to run. It is an estimate, kept as GNU keeps it, not the length of the line
+/// [`Template::line`] writes: the point is to split where GNU splits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LengthModel {
+    /// The text outside context groups, with the blanks between words.
+    noncontext: usize,
+    /// The text of the context groups (blank-free runs holding a replacement string).
+    context: usize,
+    context_groups: usize,
+    /// Each distinct replacement string, with the number of times it is used.
+    strings: Vec<(Option<i64>, Kind, usize)>,
+    quote_values: bool,
+    context_replace: bool,
+    /// `-q`: GNU's pessimistic factor of 3.
+    factor: usize,
+    /// The command's ` {}` was appended (see [`LengthModel::count_also`]).
+    appended: bool,
+}
+
+impl LengthModel {
+    /// The replacement strings of `other` (`--tagstring`, `--results`) count once each when
+    /// the command does not use them, as GNU counts them. GNU counts these before it appends
+    /// ` {}` to a command without replacement strings, so then the appended `{}` adds one to
+    /// theirs.
+    pub fn count_also(&mut self, other: &Template) {
+        let mut seen: Vec<(Option<i64>, Kind)> = Vec::new();
+        for piece in other.words.iter().flatten() {
+            if let Piece::Replace(pos, kind) = piece
+                && !seen.contains(&(*pos, *kind))
+            {
+                seen.push((*pos, *kind));
+                self.count_once(*pos, *kind);
+            }
+        }
+    }
+
+    /// `--bar`: GNU counts `{}` even when the command does not use it.
+    pub fn count_whole(&mut self) {
+        self.count_once(None, Kind::Whole);
+    }
+
+    fn count_once(&mut self, pos: Option<i64>, kind: Kind) {
+        match self
+            .strings
+            .iter_mut()
+            .find(|(p, k, _)| *p == pos && *k == kind)
+        {
+            // The appended `{}` came after this count.
+            Some((_, _, count)) if self.appended && pos.is_none() && kind == Kind::Whole => {
+                // Once: GNU's first count is `||= 1`.
+                self.appended = false;
+                *count += 1;
+            }
+            Some(_) => {}
+            None => self.strings.push((pos, kind, 1)),
+        }
+    }
+
+    /// What one record adds, per replacement string ([`LengthModel::len`] sums them):
+    /// GNU's `CommandLine::push`.
+    pub fn record(&self, record: &[Value], seq: u64, slot: usize) -> Vec<usize> {
+        let quoted = |v: Vec<u8>| {
+            if self.quote_values {
+                quote(&v).len()
+            } else {
+                v.len()
+            }
+        };
+        self.strings
+            .iter()
+            .map(|&(pos, kind, _)| {
+                // `{#}` and `{%}` are positional on the first column in GNU's definitions.
+                let pos = match kind {
+                    Kind::Seq | Kind::Slot => Some(pos.unwrap_or(1)),
+                    _ => pos,
+                };
+                match pos {
+                    Some(p) => {
+                        let n = record.len() as i64;
+                        let col = if p > 0 { p - 1 } else { n + p };
+                        usize::try_from(col)
+                            .ok()
+                            .and_then(|c| record.get(c))
+                            .map_or(0, |v| quoted(apply(v, kind, seq, slot)))
+                    }
+                    None => record
+                        .iter()
+                        .map(|v| quoted(apply(v, kind, seq, slot)))
+                        .sum(),
+                }
+            })
+            .collect()
+    }
+
+    /// The length GNU computes for a line of `records` records of `width` columns each,
+    /// `sums` being the per-string sums of [`LengthModel::record`].
+    pub fn len(&self, sums: &[usize], records: usize, width: usize) -> usize {
+        let recargs = records * width;
+        let mut len = self.noncontext;
+        if self.context_replace {
+            len += recargs * self.context;
+            for (&(_, _, count), sum) in self.strings.iter().zip(sums) {
+                len += sum * count;
+            }
+            len += recargs.saturating_sub(1) * self.context_groups;
+        } else {
+            len += self.context;
+            for (&(_, _, count), sum) in self.strings.iter().zip(sums) {
+                len += (recargs.saturating_sub(1) + sum) * count;
+            }
+        }
+        len * self.factor
     }
 }
 

@@ -50,7 +50,12 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if is_run && e.use_stderr() => {
-            let _ = e.print();
+            match cmd::run::refusal(&e) {
+                Some(message) => eprintln!("conlab: {message}"),
+                None => {
+                    let _ = e.print();
+                }
+            }
             return ExitCode::from(255);
         }
         Err(e) => e.exit(),

@@ -431,6 +431,12 @@ fn every_listed_command_line_gives_gnu_parallels_output_and_exit_status() {
     std::fs::write("/tmp/conlab-gnu-s100k", seq(100_000)).unwrap();
     std::fs::write("/tmp/conlab-gnu-anl", "a\nb").unwrap();
     std::fs::write("/tmp/conlab-gnu-commas", "a,b,c,d,e").unwrap();
+    let x = |n: usize| "x".repeat(n);
+    let long = format!("a\nb\n{}\n{}\nc\n", x(30_000), x(30_000));
+    std::fs::write("/tmp/conlab-gnu-long", long).unwrap();
+    // `echo {}`: GNU's estimate is 5 + the value; 63664 is this machine's usable length.
+    std::fs::write("/tmp/conlab-gnu-fits", format!("{}\n", x(21_000))).unwrap();
+    std::fs::write("/tmp/conlab-gnu-toolong", format!("a\n{}\nb\n", x(70_000))).unwrap();
     let cases = include_str!("run/gnu_cases.txt");
     let conlab = format!("{} run", env!("CARGO_BIN_EXE_conlab"));
     let mut differ = Vec::new();
@@ -466,7 +472,8 @@ fn every_listed_command_line_gives_gnu_parallels_output_and_exit_status() {
 fn what_conlab_does_not_support_is_refused_by_name() {
     for (args, named) in [
         (vec!["echo", "{= s/a/b/ =}", ":::", "a"], "{= s/a/b/ =}"),
-        (vec!["-X", "echo", ":::", "a"], "-X"),
+        (vec!["--rpl", "{..} s/a//", "echo", ":::", "a"], "--rpl"),
+        (vec!["-U", ",,", "echo", ":::", "a"], "-U"),
         (vec!["--pipe-part", "wc", "-l"], "--pipe-part"),
         (vec!["--pipe", "--block", "lots", "wc"], "--block"),
         (vec!["--keep", "echo", ":::", "a"], "--keep"),

@@ -1,6 +1,7 @@
 //! The subcommands, one module each.
 
 pub(crate) mod bench;
+mod gnu_options;
 pub(crate) mod load;
 mod output;
 pub(crate) mod probe;

@@ -41,6 +41,7 @@ Examples:
   conlab run -j+1 --joblog jobs.tsv --resume ./render.sh {} ::: scenes/*
   conlab run --timeout 10s --retries 3 --halt soon,fail=5 curl -sfO {} :::: urls.txt
   conlab run -I ,, mv ,, ,,.bak ::: a b
+  find . -name '*.o' | conlab run -X rm      # as many files per rm as fit, spread over -j
   conlab run --task primes --model processes ::: 400000 500000 600000
 
 Exit status: 0 all jobs succeeded; 1-100 that many jobs failed; 101 more than 100 failed;
@@ -59,6 +60,7 @@ pub(crate) struct Args {
         short = 'j',
         long = "jobs",
         visible_alias = "max-procs",
+        alias = "maxprocs",
         short_alias = 'P',
         value_name = "N",
         allow_hyphen_values = true
@@ -66,11 +68,27 @@ pub(crate) struct Args {
     jobs: Option<String>,
 
     /// Print output in input order (like map), not completion order (like as_completed).
-    #[arg(short = 'k', long = "keep-order")]
+    #[arg(short = 'k', long = "keep-order", alias = "keeporder")]
     keep_order: bool,
 
+    /// Undo an earlier -k.
+    #[arg(
+        long = "no-keep-order",
+        aliases = ["nokeeporder", "nok", "no-k"],
+        overrides_with = "keep_order"
+    )]
+    no_keep_order: bool,
+
+    /// Group each job's output (the default; undoes --line-buffer and -u).
+    #[arg(long, overrides_with_all = ["line_buffer", "ungroup"])]
+    group: bool,
+
     /// Print output a line at a time as it comes, instead of each job's output at once.
-    #[arg(long = "line-buffer", visible_alias = "lb")]
+    #[arg(
+        long = "line-buffer",
+        visible_alias = "lb",
+        aliases = ["line-buffered", "linebuffer", "linebuffered"]
+    )]
     line_buffer: bool,
 
     /// Prefix each output line with the job's arguments and a tab.
@@ -78,23 +96,49 @@ pub(crate) struct Args {
     tag: bool,
 
     /// Give each job up to N inputs at once ({} is all of them, {1} {2} ... each); 0: none.
-    #[arg(short = 'n', long = "max-args", value_name = "N")]
+    #[arg(short = 'n', long = "max-args", alias = "maxargs", value_name = "N")]
     max_args: Option<usize>,
 
     /// Like -n, and a word holding {} is repeated once per input (x{}y: xay xby); -N0: none.
-    #[arg(short = 'N', long = "max-replace-args", value_name = "N")]
+    #[arg(
+        short = 'N',
+        long = "max-replace-args",
+        alias = "maxreplaceargs",
+        value_name = "N"
+    )]
     max_replace_args: Option<usize>,
 
+    /// As many inputs on each line as fit (GNU's length rules), a word holding {} repeated
+    /// per input (x{}y: xay xby); at the end of the input the rest is spread over the slots.
+    #[arg(short = 'X')]
+    context_fill: bool,
+
+    /// As -X, but {} is all the inputs, space-separated (x{}y: xa by).
+    #[arg(short = 'm')]
+    multiple: bool,
+
+    /// As -m, without spreading the last inputs over the slots (xargs's way).
+    #[arg(long)]
+    xargs: bool,
+
+    /// Lines no longer than N bytes (GNU's estimate; only lower than the machine's limit).
+    #[arg(short = 's', long = "max-chars", alias = "maxchars", value_name = "N")]
+    max_chars: Option<usize>,
+
+    /// Accepted for xargs and GNU parallel scripts: a line too long is always an error.
+    #[arg(short = 'x', long = "exit")]
+    exit: bool,
+
     /// Prefix each output line with STR (replacement strings allowed) and a tab.
-    #[arg(long, value_name = "STR")]
+    #[arg(long, alias = "tag-string", value_name = "STR")]
     tagstring: Option<OsString>,
 
     /// Let jobs write straight to the terminal: output is not grouped per job.
-    #[arg(short = 'u', long, visible_alias = "ungroup")]
+    #[arg(short = 'u', long)]
     ungroup: bool,
 
     /// Save each job's stdout in a file of the temporary directory and print its name.
-    #[arg(long)]
+    #[arg(long, aliases = ["output-as-files", "outputasfiles"])]
     files: bool,
 
     /// Run the jobs at this niceness.
@@ -115,7 +159,7 @@ pub(crate) struct Args {
 
     /// Cut standard input (or -a FILE) into blocks of whole lines; each block is one job's
     /// standard input.
-    #[arg(long)]
+    #[arg(long, alias = "spreadstdin")]
     pipe: bool,
 
     /// Like --pipe for a seekable file given with -a: each job reads its own part.
@@ -124,7 +168,12 @@ pub(crate) struct Args {
 
     /// With --pipe: bytes per block (k m g: powers of 1000; K M G: of 1024) [default: 1M;
     /// --pipe-part: the file's size / jobs / 10].
-    #[arg(long, visible_alias = "blocksize", value_name = "SIZE")]
+    #[arg(
+        long,
+        visible_alias = "blocksize",
+        alias = "block-size",
+        value_name = "SIZE"
+    )]
     block: Option<String>,
 
     /// With --pipe: what ends a record [default: \n].
@@ -137,7 +186,11 @@ pub(crate) struct Args {
     semaphore: bool,
 
     /// With --semaphore: the semaphore's name [default: the terminal's name].
-    #[arg(long, value_name = "ID")]
+    #[arg(
+        long,
+        aliases = ["semaphore-name", "semaphorename"],
+        value_name = "ID"
+    )]
     id: Option<String>,
 
     /// With --semaphore: run the command in the foreground and exit with its status.
@@ -149,15 +202,24 @@ pub(crate) struct Args {
     wait: bool,
 
     /// With --semaphore: give up after SECS seconds without a free slot (exit 1).
-    #[arg(long, visible_alias = "st", value_name = "SECS")]
+    #[arg(
+        long,
+        visible_alias = "st",
+        alias = "semaphore-timeout",
+        value_name = "SECS"
+    )]
     semaphoretimeout: Option<String>,
 
     /// Print each job's command line on standard output before its output.
-    #[arg(short = 'v', long)]
+    #[arg(short = 'v')]
     verbose: bool,
 
+    /// Do not print the command lines (the default; undoes -v).
+    #[arg(long, overrides_with = "verbose")]
+    silent: bool,
+
     /// Print each job's command line on standard error as it starts.
-    #[arg(short = 't')]
+    #[arg(short = 't', long = "verbose")]
     trace: bool,
 
     /// Input values end with NUL, not newline (for find -print0).
@@ -172,8 +234,19 @@ pub(crate) struct Args {
     #[arg(short = 'E', value_name = "EOF")]
     eof: Option<OsString>,
 
+    /// As -E; without a value, an empty line ends the input (GNU's deprecated -e).
+    #[arg(
+        short = 'e',
+        long = "eof",
+        value_name = "EOF",
+        num_args = 0..=1,
+        default_missing_value = "",
+        conflicts_with = "eof"
+    )]
+    eof_optional: Option<OsString>,
+
     /// Skip input values that are empty or only white space.
-    #[arg(short = 'r', long = "no-run-if-empty")]
+    #[arg(short = 'r', long = "no-run-if-empty", alias = "norunifempty")]
     no_run_if_empty: bool,
 
     /// Trim white space from values: n (none), l, r, lr (the default with --colsep).
@@ -181,7 +254,7 @@ pub(crate) struct Args {
     trim: Option<String>,
 
     /// Split each input line into columns {1} {2} ... at this regular expression.
-    #[arg(short = 'C', long, value_name = "REGEX")]
+    #[arg(short = 'C', long, alias = "col-sep", value_name = "REGEX")]
     colsep: Option<String>,
 
     /// Pair the input sources instead of combining them (shorter ones are reused).
@@ -189,28 +262,34 @@ pub(crate) struct Args {
     link: bool,
 
     /// Read values from FILE, like `:::: FILE` (repeatable).
-    #[arg(short = 'a', long = "arg-file", value_name = "FILE")]
+    #[arg(short = 'a', long = "arg-file", alias = "argfile", value_name = "FILE")]
     arg_file: Vec<PathBuf>,
 
     /// Use SEP instead of ::: to start a source of values.
-    #[arg(long = "arg-sep", value_name = "SEP")]
+    #[arg(long = "arg-sep", alias = "argsep", value_name = "SEP")]
     arg_sep: Option<OsString>,
 
     /// Use SEP instead of :::: to start a source of files.
-    #[arg(long = "arg-file-sep", value_name = "SEP")]
+    #[arg(long = "arg-file-sep", alias = "argfilesep", value_name = "SEP")]
     arg_file_sep: Option<OsString>,
 
     /// Use STR instead of {} (and {N} forms are not made for it unless it starts with {).
-    #[arg(short = 'I', long = "replace", value_name = "STR")]
+    #[arg(short = 'I', value_name = "STR")]
     replace: Option<OsString>,
 
-    /// Use STR instead of {.}.
+    /// As -I, and without a value -I {} (GNU's deprecated -i).
     #[arg(
-        long = "extensionreplace",
-        visible_alias = "er",
-        short_alias = 'U',
-        value_name = "STR"
+        short = 'i',
+        long = "replace",
+        value_name = "STR",
+        num_args = 0..=1,
+        default_missing_value = "{}",
+        conflicts_with = "replace"
     )]
+    replace_optional: Option<OsString>,
+
+    /// Use STR instead of {.}.
+    #[arg(long = "extensionreplace", visible_alias = "er", value_name = "STR")]
     extension_replace: Option<OsString>,
 
     /// Use STR instead of {/}.
@@ -242,8 +321,16 @@ pub(crate) struct Args {
     #[arg(short = 'q', long = "quote")]
     quote: bool,
 
+    /// Print each job's command line shell-quoted (once per --shellquote) instead of running it.
+    #[arg(
+        long,
+        aliases = ["shell-quote", "shell_quote"],
+        action = clap::ArgAction::Count
+    )]
+    shellquote: u8,
+
     /// Log every finished job to FILE, in GNU parallel's format (- for standard output).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, alias = "jl", value_name = "FILE")]
     joblog: Option<PathBuf>,
 
     /// With --joblog: skip the jobs it lists.
@@ -251,7 +338,7 @@ pub(crate) struct Args {
     resume: bool,
 
     /// With --joblog: skip the jobs it lists as succeeded; rerun failed ones.
-    #[arg(long = "resume-failed")]
+    #[arg(long = "resume-failed", alias = "resumefailed")]
     resume_failed: bool,
 
     /// Try a failing job up to N times in all (0: until it succeeds), as GNU counts.
@@ -276,13 +363,14 @@ pub(crate) struct Args {
     #[arg(
         long,
         visible_alias = "halt-on-error",
+        alias = "haltonerror",
         value_name = "POLICY",
         allow_hyphen_values = true
     )]
     halt: Option<String>,
 
     /// Print the commands that would run, run nothing.
-    #[arg(long = "dry-run")]
+    #[arg(long = "dry-run", aliases = ["dryrun", "dr"])]
     dry_run: bool,
 
     /// A progress bar on stderr.
@@ -291,11 +379,16 @@ pub(crate) struct Args {
 
     /// Save the output in files instead of printing it: NAME/1/VALUE/{stdout,stderr,seq};
     /// with replacement strings NAME, NAME.err, NAME.seq per job; NAME.csv or .tsv: a table.
-    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        aliases = ["result", "res"],
+        value_name = "NAME",
+        allow_hyphen_values = true
+    )]
     results: Option<PathBuf>,
 
     /// Print conlab's version and the GNU parallel release whose behaviour it follows.
-    #[arg(long)]
+    #[arg(short = 'V', long)]
     version: bool,
 
     /// Wait this long between job starts.
@@ -311,17 +404,85 @@ pub(crate) struct Args {
     #[arg(long, value_name = "MODEL", default_value = "threads")]
     model: Model,
 
+    /// Accepted for GNU parallel scripts: conlab run always follows GNU parallel.
+    #[arg(long, hide = true)]
+    gnu: bool,
+
     /// Ignore GNU parallel's profiles and $PARALLEL (conlab does not read them).
     #[arg(long)]
     plain: bool,
 
     /// Accepted for GNU parallel scripts; does nothing.
-    #[arg(long = "will-cite", hide = true)]
+    #[arg(
+        long = "will-cite",
+        aliases = ["willcite", "nn", "nonotice", "no-notice"],
+        hide = true
+    )]
     will_cite: bool,
 
     /// The command, then the input sources.
     #[arg(trailing_var_arg = true, value_name = "COMMAND [:::|:::: ...]")]
     rest: Vec<OsString>,
+}
+
+/// The message for a GNU parallel option clap did not know: what it is and that conlab run
+/// does not have it. `None` when the word is no GNU option (clap's own message stands).
+pub(crate) fn refusal(error: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(word)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let spelling = word.split('=').next().unwrap_or(word);
+    // `-Xabc`: clap names the bundle; GNU's bundling reads its first letter.
+    let spelling = match spelling.strip_prefix('-') {
+        Some(rest) if !rest.starts_with('-') && rest.len() > 1 => &spelling[..2],
+        _ => spelling,
+    };
+    if let Some((name, what)) = super::gnu_options::NOT_SUPPORTED
+        .iter()
+        .find(|(name, _)| *name == spelling)
+    {
+        return Some(format!(
+            "{name} is GNU parallel's \"{what}\"; conlab run does not support it \
+             (docs/run.md lists what it supports)"
+        ));
+    }
+    // Neither GNU's nor ours. clap suggests hidden aliases from far away (`--nonexist`:
+    // `--nn`): suggest only a near spelling.
+    let near = match error.get(ContextKind::SuggestedArg) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(v)) => v.first().cloned(),
+        _ => None,
+    }
+    .filter(|s| edit_distance(s, spelling) <= 2.max(spelling.len() / 5));
+    Some(match near {
+        Some(s) => format!("unknown option {spelling} (did you mean {s}?); see conlab run --help"),
+        None => format!(
+            "unknown option {spelling}: neither conlab run nor GNU parallel has it; \
+             see conlab run --help"
+        ),
+    })
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != cb));
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }
 
 fn bytes(s: &Option<OsString>) -> Option<Value> {
@@ -402,14 +563,20 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let input_options = InputOptions {
         delimiter,
         colsep,
-        eof: bytes(&args.eof),
+        eof: bytes(&args.eof).or_else(|| bytes(&args.eof_optional)),
         skip_blank: args.no_run_if_empty,
         trim,
         link: args.link,
         header,
         warn: Some(warn),
     };
-    let total = input::known_total(&sources, &input_options);
+    // Jobs, not inputs: -n N takes N inputs a job; -X and -m as many as fit (unknown here).
+    let total = input::known_total(&sources, &input_options)
+        .filter(|_| !(args.context_fill || args.multiple || args.xargs))
+        .map(|inputs| match args.max_replace_args.or(args.max_args) {
+            Some(n) if n > 1 => inputs.div_ceil(n as u64),
+            _ => inputs,
+        });
     let piped = args.pipe || args.pipe_part;
     let (names, rows) = if piped {
         let jobs = args.jobs.as_deref().map_or(Ok(available_cores()), |j| {
@@ -431,7 +598,6 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     } else {
         args.max_replace_args.or(args.max_args)
     };
-    let rows = input::group(rows, max_args.unwrap_or(1));
     let cores = available_cores();
     let (jobs, jobs_file) = match args.jobs.as_deref() {
         Some(spec) => match conlab_run::slots(spec, cores) {
@@ -450,6 +616,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
                 String::from_utf8_lossy(&command.join(&b' '))
             );
         }
+        let rows = input::group(rows, max_args.unwrap_or(1));
         return run_task(kind, args.model, jobs, args.keep_order, rows);
     }
     let resume = match (args.resume, args.resume_failed) {
@@ -462,7 +629,9 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     }
     let defaults = Strings::default();
     let strings = Strings {
-        whole: bytes(&args.replace).unwrap_or(defaults.whole),
+        whole: bytes(&args.replace)
+            .or_else(|| bytes(&args.replace_optional))
+            .unwrap_or(defaults.whole),
         no_extension: bytes(&args.extension_replace).unwrap_or(defaults.no_extension),
         basename: bytes(&args.basename_replace).unwrap_or(defaults.basename),
         dirname: bytes(&args.dirname_replace).unwrap_or(defaults.dirname),
@@ -471,32 +640,36 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         seq: bytes(&args.seq_replace).unwrap_or(defaults.seq),
         slot: bytes(&args.slot_replace).unwrap_or(defaults.slot),
     };
-    let results = args
+    // GNU's context replace (-X, -N) holds for every template, --tagstring's too.
+    let context = (args.max_replace_args.is_some() || args.context_fill) && !piped;
+    let results_template = args
         .results
         .as_ref()
         .map(|name| {
-            let template = Template::parse(
+            Template::parse(
                 &[name.as_os_str().as_bytes().to_vec()],
                 &TemplateOptions {
                     strings: strings.clone(),
                     names: names.clone(),
                     raw: true,
+                    context,
                     ..TemplateOptions::default()
                 },
-            )?;
+            )
+        })
+        .transpose()?;
+    let results = args
+        .results
+        .as_ref()
+        .zip(results_template.clone())
+        .map(|(name, template)| {
             let width = if args.colsep.is_some() {
                 usize::MAX
             } else {
                 sources.len().max(1)
             };
-            anyhow::Ok(conlab_run::results::Results::from_name(
-                name,
-                template,
-                names.clone(),
-                width,
-            ))
-        })
-        .transpose()?;
+            conlab_run::results::Results::from_name(name, template, names.clone(), width)
+        });
     let tagstring = args
         .tagstring
         .as_ref()
@@ -507,6 +680,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
                     strings: strings.clone(),
                     names: names.clone(),
                     raw: true,
+                    context,
                     ..TemplateOptions::default()
                 },
             )
@@ -517,14 +691,43 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         &TemplateOptions {
             strings,
             quote_all: args.quote,
-            context: args.max_replace_args.is_some() && !piped,
+            context,
             names,
             // --pipe: the block is the input, nothing is appended.
             no_append: piped,
             raw: false,
+            shell_quote: args.shellquote,
         },
     )?;
     let shell = Shell::detect()?;
+    let rows = if piped {
+        rows
+    } else {
+        let filling = args.context_fill || args.multiple || args.xargs;
+        let mut model = template.length_model();
+        for other in [&tagstring, &results_template].into_iter().flatten() {
+            model.count_also(other);
+        }
+        if args.bar {
+            model.count_whole();
+        }
+        let fill = conlab_run::fill::Fill {
+            model,
+            max_records: max_args.or(if filling { None } else { Some(1) }),
+            spread_over: (args.context_fill || args.multiple).then_some(jobs),
+            max_chars: args.max_chars,
+        };
+        if args.max_chars.is_some() {
+            let usable = fill.usable();
+            if usable.max_chars_ignored {
+                eprintln!(
+                    "conlab: Warning: Value for option -s should be < {}.",
+                    usable.length
+                );
+            }
+        }
+        fill.lines(rows)
+    };
     let options = Options {
         jobs,
         keep_order: args.keep_order,
@@ -607,6 +810,20 @@ fn semaphore(args: &Args) -> Result<ExitCode> {
     }
     if args.rest.is_empty() {
         bail!("--semaphore needs a command (or --wait)");
+    }
+    let seps = Separators::default();
+    if let Some(sep) = args.rest.iter().find(|w| {
+        let w = w.as_bytes();
+        [&seps.args[..], &seps.files[..]].iter().any(|s| {
+            w.strip_prefix(*s)
+                .is_some_and(|rest| rest.is_empty() || rest == b"+")
+        })
+    }) {
+        bail!(
+            "--semaphore runs one command: input sources ({}) are not supported with it \
+             (GNU's sem ignores them)",
+            sep.to_string_lossy()
+        );
     }
     let timeout = args.semaphoretimeout.as_deref().map(duration).transpose()?;
     let slot = match sem.acquire(timeout) {

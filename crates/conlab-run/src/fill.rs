@@ -35,6 +35,9 @@ pub struct Fill {
     pub spread_over: Option<usize>,
     /// `-s N`: a usable length below the machine's.
     pub max_chars: Option<usize>,
+    /// Build each line before the one before it is given out (GNU's `-X`/`-m` path): a
+    /// line too long is then an error before the line before it runs.
+    pub read_ahead: bool,
 }
 
 /// The usable command line length, and whether `-s` asked for more than that.
@@ -68,6 +71,7 @@ impl Fill {
 
     /// Groups `rows` (one record each) into the records of each job's line, flattened.
     pub fn lines(self, rows: Rows) -> Rows {
+        let read_ahead = self.read_ahead;
         let mut lines = Lines {
             rows,
             pending: std::collections::VecDeque::new(),
@@ -77,7 +81,20 @@ impl Fill {
             input: 0,
             fill: self,
         };
-        Box::new(std::iter::from_fn(move || lines.next_line()))
+        let mut ahead: Option<Row> = None;
+        Box::new(std::iter::from_fn(move || {
+            if !read_ahead {
+                return lines.next_line();
+            }
+            let current = ahead.take().or_else(|| lines.next_line())?;
+            if current.is_ok() {
+                ahead = lines.next_line();
+                if matches!(ahead, Some(Err(_))) {
+                    return ahead.take();
+                }
+            }
+            Some(current)
+        }))
     }
 }
 
@@ -293,6 +310,7 @@ mod tests {
             max_records,
             spread_over,
             max_chars: None,
+            read_ahead: false,
         }
     }
 

@@ -391,6 +391,8 @@ struct Shared<'a> {
     stopping: AtomicBool,
     /// Running jobs are to be killed (halt now, interrupt).
     kill_all: AtomicBool,
+    /// No more output at all: GNU's `wait_and_exit(255)` kills the jobs without printing.
+    mute: AtomicBool,
     /// Slots waiting for a job: a new slot is started only when none is.
     idle: AtomicUsize,
     /// Jobs handed to the channel and not yet taken by a slot.
@@ -489,6 +491,7 @@ pub fn run(
         stop,
         stopping: AtomicBool::new(false),
         kill_all: AtomicBool::new(false),
+        mute: AtomicBool::new(false),
         idle: AtomicUsize::new(0),
         queued: AtomicUsize::new(0),
         active: Mutex::new(0),
@@ -520,6 +523,12 @@ pub fn run(
             let args = match row {
                 Ok(args) => args,
                 Err(e) => {
+                    if matches!(e, InputError::TooLong { .. }) {
+                        // GNU exits at once there, killing the running jobs unprinted.
+                        shared.mute.store(true, Ordering::SeqCst);
+                        shared.stopping.store(true, Ordering::SeqCst);
+                        shared.kill_all.store(true, Ordering::SeqCst);
+                    }
                     input_error = Some(e);
                     break;
                 }
@@ -530,10 +539,13 @@ pub fn run(
                 continue;
             }
             if options.dry_run {
+                let mut command = template.line(shared.job_args(&args), seq, 1);
+                command.push(b'\n');
                 let mut line = shared.tag_for(&args, seq, 1).unwrap_or_default();
-                line.extend(template.line(shared.job_args(&args), seq, 1));
-                line.push(b'\n');
-                shared.write(&line, b"");
+                line.extend_from_slice(&command);
+                // GNU: `-t` still shows each line (untagged) on stderr.
+                let trace = if options.trace { &command[..] } else { b"" };
+                shared.write(&line, trace);
                 continue;
             }
             if let Some(delay) = options.delay.filter(|_| !first) {
@@ -1266,6 +1278,9 @@ impl Shared<'_> {
     /// Hands a finished job's output to the terminal: at once, or in input order with `-k`.
     /// With `--line-buffer` the output was streamed; the turn still passes in order.
     fn deliver(&self, seq: u64, output: Captured) {
+        if self.mute.load(Ordering::SeqCst) {
+            return;
+        }
         if !self.options.keep_order {
             if let Some(out) = output {
                 self.write_job(seq, out);

@@ -121,8 +121,9 @@ pub(crate) struct Args {
     #[arg(long)]
     xargs: bool,
 
-    /// Lines no longer than N bytes (GNU's estimate; only lower than the machine's limit).
-    #[arg(short = 's', long = "max-chars", alias = "maxchars", value_name = "N")]
+    /// Lines no longer than N bytes (GNU's estimate; only lower than the machine's limit;
+    /// 0: no limit of its own).
+    #[arg(short = 's', long = "max-chars", alias = "maxchars", value_name = "N", value_parser = max_chars)]
     max_chars: Option<usize>,
 
     /// Accepted for xargs and GNU parallel scripts: a line too long is always an error.
@@ -234,7 +235,7 @@ pub(crate) struct Args {
     #[arg(short = 'E', value_name = "EOF")]
     eof: Option<OsString>,
 
-    /// As -E; without a value, an empty line ends the input (GNU's deprecated -e).
+    /// As -E (GNU's deprecated -e); without a value, no end-of-file string.
     #[arg(
         short = 'e',
         long = "eof",
@@ -485,6 +486,16 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// `-s`: a number with GNU's size suffixes (k 1000, K 1024, ...).
+fn max_chars(text: &str) -> Result<usize, String> {
+    if text.trim().parse::<f64>() == Ok(0.0) {
+        return Ok(0);
+    }
+    conlab_run::pipe::parse_size(text)
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        .ok_or_else(|| format!("`{text}` is no size (a number, with k M G or K M G)"))
+}
+
 fn bytes(s: &Option<OsString>) -> Option<Value> {
     s.as_ref().map(|s| s.as_bytes().to_vec())
 }
@@ -563,7 +574,10 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let input_options = InputOptions {
         delimiter,
         colsep,
-        eof: bytes(&args.eof).or_else(|| bytes(&args.eof_optional)),
+        // GNU tests the string for truth: '' and 0 are no end-of-file string.
+        eof: bytes(&args.eof)
+            .or_else(|| bytes(&args.eof_optional))
+            .filter(|e| !e.is_empty() && e != b"0"),
         skip_blank: args.no_run_if_empty,
         trim,
         link: args.link,
@@ -629,8 +643,9 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     }
     let defaults = Strings::default();
     let strings = Strings {
+        // GNU: `-i`/`--replace` with '' or 0 is `{}` (it tests the value for truth).
         whole: bytes(&args.replace)
-            .or_else(|| bytes(&args.replace_optional))
+            .or_else(|| bytes(&args.replace_optional).filter(|r| !r.is_empty() && r != b"0"))
             .unwrap_or(defaults.whole),
         no_extension: bytes(&args.extension_replace).unwrap_or(defaults.no_extension),
         basename: bytes(&args.basename_replace).unwrap_or(defaults.basename),
@@ -708,16 +723,18 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         for other in [&tagstring, &results_template].into_iter().flatten() {
             model.count_also(other);
         }
-        if args.bar {
+        // GNU's --tag is `--tagstring {}`, and --bar counts `{}`: both once.
+        if args.bar || args.tag {
             model.count_whole();
         }
         let fill = conlab_run::fill::Fill {
             model,
             max_records: max_args.or(if filling { None } else { Some(1) }),
             spread_over: (args.context_fill || args.multiple).then_some(jobs),
-            max_chars: args.max_chars,
+            max_chars: args.max_chars.filter(|&s| s > 0),
+            read_ahead: filling,
         };
-        if args.max_chars.is_some() {
+        if fill.max_chars.is_some() {
             let usable = fill.usable();
             if usable.max_chars_ignored {
                 eprintln!(

@@ -543,9 +543,11 @@ pub fn run(
                 command.push(b'\n');
                 let mut line = shared.tag_for(&args, seq, 1).unwrap_or_default();
                 line.extend_from_slice(&command);
-                // GNU: `-t` still shows each line (untagged) on stderr.
-                let trace = if options.trace { &command[..] } else { b"" };
-                shared.write(&line, trace);
+                // GNU: `-t` still shows each line (untagged) on stderr, first.
+                if options.trace {
+                    shared.write(b"", &command);
+                }
+                shared.write(&line, b"");
                 continue;
             }
             if let Some(delay) = options.delay.filter(|_| !first) {

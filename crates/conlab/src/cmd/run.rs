@@ -79,8 +79,8 @@ pub(crate) struct Args {
     )]
     no_keep_order: bool,
 
-    /// Group each job's output (the default; undoes --line-buffer and -u).
-    #[arg(long, overrides_with_all = ["line_buffer", "ungroup"])]
+    /// Group each job's output (the default).
+    #[arg(long, conflicts_with_all = ["line_buffer", "ungroup"])]
     group: bool,
 
     /// Print output a line at a time as it comes, instead of each job's output at once.
@@ -135,7 +135,7 @@ pub(crate) struct Args {
     tagstring: Option<OsString>,
 
     /// Let jobs write straight to the terminal: output is not grouped per job.
-    #[arg(short = 'u', long)]
+    #[arg(short = 'u', long, conflicts_with = "line_buffer")]
     ungroup: bool,
 
     /// Save each job's stdout in a file of the temporary directory and print its name.
@@ -451,6 +451,38 @@ pub(crate) fn refusal(error: &clap::Error) -> Option<String> {
              (docs/run.md lists what it supports)"
         ));
     }
+    // GNU's Getopt::Long takes any unique prefix of a long option: name what GNU would read.
+    if spelling.starts_with("--") {
+        let mut mains: Vec<&str> = super::gnu_options::GNU_LONG
+            .iter()
+            .filter(|(long, _)| long.starts_with(spelling))
+            .map(|(_, main)| *main)
+            .collect();
+        mains.dedup();
+        match mains.as_slice() {
+            [] => {}
+            [main] => {
+                let supported = !super::gnu_options::NOT_SUPPORTED
+                    .iter()
+                    .any(|(name, _)| name == main);
+                return Some(format!(
+                    "{spelling}: GNU parallel reads this prefix as {main}; conlab run takes \
+                     options spelt out only{}",
+                    if supported {
+                        format!(": write {main}")
+                    } else {
+                        format!(", and does not support {main}")
+                    }
+                ));
+            }
+            several => {
+                return Some(format!(
+                    "{spelling} is short for several options ({}); spell the one you mean out",
+                    several.join(", ")
+                ));
+            }
+        }
+    }
     // Neither GNU's nor ours. clap suggests hidden aliases from far away (`--nonexist`:
     // `--nn`): suggest only a near spelling.
     let near = match error.get(ContextKind::SuggestedArg) {
@@ -729,7 +761,12 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         }
         let fill = conlab_run::fill::Fill {
             model,
-            max_records: max_args.or(if filling { None } else { Some(1) }),
+            // GNU: -n0 with -X/-m packs as many as fit (and inserts none of them).
+            max_records: max_args.filter(|&n| n > 0 || !filling).or(if filling {
+                None
+            } else {
+                Some(1)
+            }),
             spread_over: (args.context_fill || args.multiple).then_some(jobs),
             max_chars: args.max_chars.filter(|&s| s > 0),
             read_ahead: filling,

@@ -1,26 +1,9 @@
 //! `conlab bench` through the binary: every model's answers equal serial's, the exports are
 //! what they claim, bad input is refused before anything runs.
 
-use std::process::Command;
+mod common;
 
-fn conlab(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_conlab"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("running conlab")
-}
-
-/// Runs `conlab ARGS`, which must succeed, and parses its standard output as JSON.
-fn json_of(args: &[&str]) -> serde_json::Value {
-    let out = conlab(args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-}
+use common::{conlab, json_of};
 
 #[test]
 fn every_model_agrees_with_serial_and_the_json_has_the_documented_shape() {
@@ -262,7 +245,7 @@ fn bench_http_on_a_missing_path_fails_and_says_so() {
 // The child is handed to the caller, which waits for it.
 #[allow(clippy::zombie_processes)]
 fn spawn_until_worker(args: &[&str]) -> (std::process::Child, u32) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_conlab"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_conlab"))
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

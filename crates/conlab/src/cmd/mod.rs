@@ -4,6 +4,7 @@ pub(crate) mod bench;
 mod gnu_options;
 pub(crate) mod load;
 mod output;
+pub(crate) mod pipeline;
 pub(crate) mod probe;
 pub(crate) mod run;
 pub(crate) mod serve;
@@ -29,6 +30,8 @@ pub(crate) enum Command {
     Serve(serve::Args),
     /// Load an HTTP server, like wrk (closed loop) or wrk2 (--rate, open loop).
     Load(load::Args),
+    /// Pike's gophers: stages joined by bounded queues, measured stage by stage.
+    Pipeline(pipeline::Args),
 }
 
 pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -39,5 +42,6 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Load(args) => load::run(&args),
+        Command::Pipeline(args) => pipeline::run(&args),
     }
 }

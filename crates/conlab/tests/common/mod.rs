@@ -13,6 +13,26 @@ use std::time::{Duration, Instant};
 use conlab_exec::processes::WorkerProgram;
 use conlab_exec::{Model, Pool, PoolOptions, TaskHandle, TaskState};
 
+/// Runs `conlab ARGS` (no colour) and returns what it did.
+pub fn conlab(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_conlab"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("running conlab")
+}
+
+/// Runs `conlab ARGS`, which must succeed, and parses its standard output as JSON.
+pub fn json_of(args: &[&str]) -> serde_json::Value {
+    let out = conlab(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
 /// The `conlab` binary, which serves as the process pool's worker.
 pub fn worker_program() -> WorkerProgram {
     WorkerProgram::new(env!("CARGO_BIN_EXE_conlab"))

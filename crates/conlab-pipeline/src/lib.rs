@@ -10,6 +10,7 @@
 
 pub mod cores;
 pub mod designs;
+pub mod gzip;
 mod pipeline;
 pub mod report;
 mod stage;

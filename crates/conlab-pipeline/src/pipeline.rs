@@ -89,10 +89,15 @@ pub enum PipelineError {
     },
 }
 
-type Item<T> = (u64, Instant, T);
+type Item<T> = (u64, T);
 
+/// Items handed over together. Their latency runs from `born`, when the batch's first item
+/// entered: one clock read per batch, not two per item (a clock read costs more than a
+/// no-op stage's hand-off here), at the price of counting the later items' wait for the
+/// batch to fill from its start.
 struct Batch<T> {
     items: Vec<Item<T>>,
+    born: Instant,
     sent: Instant,
 }
 
@@ -151,7 +156,9 @@ struct Shared<T> {
     failure: Mutex<Option<Failure>>,
     cancel: Cancel,
     items_in: AtomicU64,
+    /// Time from a batch's first item to its send, summed, and the batches.
     fill_ns: AtomicU64,
+    batches: AtomicU64,
 }
 
 impl<T> Shared<T> {
@@ -166,8 +173,15 @@ impl<T> Shared<T> {
             cancel,
             items_in: AtomicU64::new(0),
             fill_ns: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
             stages,
         }
+    }
+
+    fn filled(&self, waited: Duration) {
+        self.fill_ns
+            .fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
+        self.batches.fetch_add(1, Ordering::Relaxed);
     }
 
     fn source_stopped(&self) -> bool {
@@ -191,28 +205,27 @@ impl<T> Shared<T> {
         }
     }
 
-    /// Runs stage `i`'s function on one item, timing it; `None` when it failed.
+    /// Runs stage `i`'s function on one item; `None` when it failed. Timing and counting
+    /// are per batch ([`Shared::record`]): a clock read and a shared counter per item would
+    /// cost more than a no-op stage.
     fn apply(&self, i: usize, seq: u64, item: T) -> Option<T> {
-        let began = Instant::now();
         let result = match &self.stages[i].work {
             Work::Func(f) => catch_unwind(AssertUnwindSafe(|| f(seq, item)))
                 .unwrap_or_else(|panic| Err(format!("panicked: {}", panic_message(&panic)))),
             Work::Load(w) => w.run(seq).map(|_| item),
         };
-        self.record(i, began);
         self.finish(i, seq, result)
     }
 
-    fn record(&self, i: usize, began: Instant) {
+    /// A batch of stage `i` took from `began` to now and finished `done` items.
+    fn record(&self, i: usize, began: Instant, done: usize) {
         self.busy_ns[i].fetch_add(began.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.done[i].fetch_add(done as u64, Ordering::Relaxed);
     }
 
     fn finish(&self, i: usize, seq: u64, result: Result<T, String>) -> Option<T> {
         match result {
-            Ok(item) => {
-                self.done[i].fetch_add(1, Ordering::Relaxed);
-                Some(item)
-            }
+            Ok(item) => Some(item),
             Err(message) => {
                 self.fail(i, seq, message);
                 None
@@ -373,6 +386,7 @@ impl<T: Send + 'static> Pipeline<T> {
                 let shared = Arc::clone(shared);
                 scope.spawn(move || {
                     let mut pending: Vec<Item<T>> = Vec::with_capacity(batch);
+                    let mut born = Instant::now();
                     for (seq, item) in (0u64..).zip(items) {
                         if ordered {
                             loop {
@@ -387,14 +401,17 @@ impl<T: Send + 'static> Pipeline<T> {
                         if shared.source_stopped() {
                             return;
                         }
-                        pending.push((seq, Instant::now(), item));
+                        if pending.is_empty() {
+                            born = Instant::now();
+                        }
+                        pending.push((seq, item));
                         shared.items_in.fetch_add(1, Ordering::Relaxed);
                         if pending.len() == batch {
-                            send_batch(&shared, &tx, &mut pending);
+                            send_batch(&shared, &tx, &mut pending, born);
                         }
                     }
                     if !pending.is_empty() {
-                        send_batch(&shared, &tx, &mut pending);
+                        send_batch(&shared, &tx, &mut pending, born);
                     }
                 });
             }
@@ -408,21 +425,31 @@ impl<T: Send + 'static> Pipeline<T> {
                     scope.spawn(move || {
                         while let Ok(input) = rx.recv() {
                             shared.queues[i].received(&input);
-                            let mut out = Vec::with_capacity(input.items.len());
-                            for (seq, born, item) in input.items {
-                                if shared.dropping(i) {
-                                    give_back(ordered, &permits);
-                                    continue;
-                                }
-                                match shared.apply(i, seq, item) {
-                                    Some(item) => out.push((seq, born, item)),
-                                    None => give_back(ordered, &permits),
-                                }
-                            }
+                            let began = Instant::now();
+                            let dropping = shared.dropping(i);
+                            // In place: collecting from the batch's own iterator reuses
+                            // its allocation.
+                            let out: Vec<Item<T>> = input
+                                .items
+                                .into_iter()
+                                .filter_map(|(seq, item)| {
+                                    let done = if dropping || shared.dropping(i) {
+                                        None
+                                    } else {
+                                        shared.apply(i, seq, item)
+                                    };
+                                    if done.is_none() {
+                                        give_back(ordered, &permits);
+                                    }
+                                    done.map(|item| (seq, item))
+                                })
+                                .collect();
+                            shared.record(i, began, out.len());
                             if !out.is_empty() {
                                 let n = out.len();
                                 let batch = Batch {
                                     items: out,
+                                    born: input.born,
                                     sent: Instant::now(),
                                 };
                                 if tx.send(batch).is_err() {
@@ -499,6 +526,7 @@ impl<T: Send + 'static> Pipeline<T> {
                 let handle = runtime.handle().clone();
                 scope.spawn(move || {
                     let mut pending: Vec<Item<T>> = Vec::with_capacity(batch);
+                    let mut born = Instant::now();
                     for (seq, item) in (0u64..).zip(items) {
                         if shared.source_stopped() {
                             return;
@@ -527,16 +555,19 @@ impl<T: Send + 'static> Pipeline<T> {
                                 }
                             }
                         }
-                        pending.push((seq, Instant::now(), item));
+                        if pending.is_empty() {
+                            born = Instant::now();
+                        }
+                        pending.push((seq, item));
                         shared.items_in.fetch_add(1, Ordering::Relaxed);
                         if pending.len() == batch
-                            && !send_batch_async(&handle, &shared, &source_tx, &mut pending)
+                            && !send_batch_async(&handle, &shared, &source_tx, &mut pending, born)
                         {
                             return;
                         }
                     }
                     if !pending.is_empty() {
-                        send_batch_async(&handle, &shared, &source_tx, &mut pending);
+                        send_batch_async(&handle, &shared, &source_tx, &mut pending, born);
                     }
                 });
             }
@@ -553,14 +584,14 @@ impl<T: Send + 'static> Pipeline<T> {
                             let Some(input) = input else { break };
                             shared.queues[i].received(&input);
                             let mut out = Vec::with_capacity(input.items.len());
-                            for (seq, born, item) in input.items {
+                            let began = Instant::now();
+                            for (seq, item) in input.items {
                                 if shared.dropping(i) {
                                     if ordered {
                                         permits.add_permits(1);
                                     }
                                     continue;
                                 }
-                                let began = Instant::now();
                                 let result = match &shared.stages[i].work {
                                     Work::Func(f) => {
                                         catch_unwind(AssertUnwindSafe(|| f(seq, item)))
@@ -570,17 +601,18 @@ impl<T: Send + 'static> Pipeline<T> {
                                     }
                                     Work::Load(w) => w.run_async(seq).await.map(|_| item),
                                 };
-                                shared.record(i, began);
                                 match shared.finish(i, seq, result) {
-                                    Some(item) => out.push((seq, born, item)),
+                                    Some(item) => out.push((seq, item)),
                                     None if ordered => permits.add_permits(1),
                                     None => {}
                                 }
                             }
+                            shared.record(i, began, out.len());
                             if !out.is_empty() {
                                 let n = out.len();
                                 let batch = Batch {
                                     items: out,
+                                    born: input.born,
                                     sent: Instant::now(),
                                 };
                                 if tx.send(batch).await.is_err() {
@@ -685,10 +717,9 @@ impl<T: Send + 'static> Pipeline<T> {
                 max_ms: histogram.max() as f64 / 1e3,
                 mean_ms: histogram.mean() / 1e3,
             },
-            batch_fill_ms: if items_in == 0 {
-                0.0
-            } else {
-                shared.fill_ns.load(Ordering::Relaxed) as f64 / items_in as f64 / 1e6
+            batch_fill_ms: match shared.batches.load(Ordering::Relaxed) {
+                0 => 0.0,
+                batches => shared.fill_ns.load(Ordering::Relaxed) as f64 / batches as f64 / 1e6,
             },
             bottleneck: report::bottleneck(&stages, sink_queue_mean, capacity),
             stages,
@@ -714,8 +745,9 @@ fn deliver<T>(
     mut give_back: impl FnMut(),
 ) {
     queue.received(&input);
-    for (seq, born, item) in input.items {
-        let _ = histogram.record(born.elapsed().as_micros().max(1) as u64);
+    let micros = input.born.elapsed().as_micros().max(1) as u64;
+    let _ = histogram.record_n(micros, input.items.len() as u64);
+    for (seq, item) in input.items {
         match reorder.as_deref_mut() {
             Some(reorder) => reorder.push(seq, item, |seq, item| {
                 sink(seq, item);
@@ -737,26 +769,24 @@ fn give_back(ordered: bool, permits: &crossbeam_channel::Sender<()>) {
     }
 }
 
-/// The items of a batch waited for it to fill: from each item's arrival to the send.
-fn fill_wait<T>(pending: &[Item<T>], now: Instant) -> u64 {
-    pending
-        .iter()
-        .map(|(_, born, _)| now.duration_since(*born).as_nanos() as u64)
-        .sum()
-}
-
 fn send_batch<T>(
     shared: &Shared<T>,
     tx: &crossbeam_channel::Sender<Batch<T>>,
     pending: &mut Vec<Item<T>>,
+    born: Instant,
 ) {
     let now = Instant::now();
-    shared
-        .fill_ns
-        .fetch_add(fill_wait(pending, now), Ordering::Relaxed);
+    shared.filled(now.duration_since(born));
     let items = std::mem::take(pending);
     let n = items.len();
-    if tx.send(Batch { items, sent: now }).is_ok() {
+    if tx
+        .send(Batch {
+            items,
+            born,
+            sent: now,
+        })
+        .is_ok()
+    {
         shared.queues[0].sent(n);
     }
 }
@@ -766,14 +796,19 @@ fn send_batch_async<T>(
     shared: &Shared<T>,
     tx: &tokio::sync::mpsc::Sender<Batch<T>>,
     pending: &mut Vec<Item<T>>,
+    born: Instant,
 ) -> bool {
     let now = Instant::now();
-    shared
-        .fill_ns
-        .fetch_add(fill_wait(pending, now), Ordering::Relaxed);
+    shared.filled(now.duration_since(born));
     let items = std::mem::take(pending);
     let n = items.len();
-    let sent = handle.block_on(tx.send(Batch { items, sent: now })).is_ok();
+    let sent = handle
+        .block_on(tx.send(Batch {
+            items,
+            born,
+            sent: now,
+        }))
+        .is_ok();
     if sent {
         shared.queues[0].sent(n);
     }

@@ -122,8 +122,8 @@ pub struct Report {
     pub throughput_per_s: f64,
     /// Item latency.
     pub latency: Latency,
-    /// Mean time an item waited at the source for its batch to fill, in milliseconds: what
-    /// batching costs in latency there.
+    /// Mean time from a batch's first item to the batch's hand-off at the source, in
+    /// milliseconds: the most an item waited for its batch to fill, which latency includes.
     pub batch_fill_ms: f64,
     /// Per stage, in order.
     pub stages: Vec<StageReport>,
@@ -246,7 +246,7 @@ impl Tabular for Report {
         )];
         if self.batch > 1 {
             notes.push(format!(
-                "Batching cost each item {:.3} ms on average waiting for its batch to fill at the source.",
+                "Batching: a batch's first item waited {:.3} ms on average for it to fill (latency counts from there).",
                 self.batch_fill_ms
             ));
         }

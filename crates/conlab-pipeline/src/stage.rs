@@ -107,12 +107,13 @@ pub const GRAMMAR: &str = "\
 stages: NAME:WORKERS:WORK[,NAME:WORKERS:WORK...]
   NAME     letters, digits, - and _ (each name once)
   WORKERS  1 or more
-  WORK     DURATION (a sleep, like waiting on I/O), sleep:DURATION, or spin:DURATION
-           (a calibrated busy loop: CPU work); DURATION as 2ms, 500us, 1.5s
+  WORK     DURATION (a sleep, like waiting on I/O), sleep:DURATION, spin:DURATION
+           (a calibrated busy loop: CPU work), or noop (the hand-off alone);
+           DURATION as 2ms, 500us, 1.5s
   example  load:1:2ms,move:2:4ms,unload:1:2ms,return:2:spin:4ms";
 
 /// Parses `load:1:2ms,move:2:spin:4ms`: stages whose work is a sleep or a spin.
-pub fn parse_stages<T>(spec: &str) -> Result<Vec<Stage<T>>, SpecError> {
+pub fn parse_stages<T: 'static>(spec: &str) -> Result<Vec<Stage<T>>, SpecError> {
     let mut stages: Vec<Stage<T>> = Vec::new();
     for token in spec.split(',') {
         let err = |problem: &str| SpecError {
@@ -140,6 +141,11 @@ pub fn parse_stages<T>(spec: &str) -> Result<Vec<Stage<T>>, SpecError> {
             .ok()
             .filter(|&w| w >= 1)
             .ok_or_else(|| err("WORKERS is a whole number, 1 or more"))?;
+        if work == "noop" {
+            // Nothing but the hand-off: what moving an item between stages costs.
+            stages.push(Stage::func(name, workers, |_, item| Ok(item)));
+            continue;
+        }
         let work = if work.contains(':') {
             work.to_string()
         } else {

@@ -99,3 +99,172 @@ fn bad_input_names_the_problem_and_runs_nothing() {
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
+
+fn gunzip(path: &std::path::Path) -> Vec<u8> {
+    let out = std::process::Command::new("gzip")
+        .arg("-dc")
+        .arg(path)
+        .output()
+        .expect("running gzip -dc");
+    assert!(
+        out.status.success(),
+        "gzip -dc {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn pipeline_gzip_output_is_gzip_that_gunzip_restores() {
+    let dir = common::Scratch::new("pipeline-gzip");
+    let text: Vec<u8> = (0..40_000u32)
+        .flat_map(|i| format!("{i} the gophers burn the manuals\n").into_bytes())
+        .collect();
+    let block = 128 * 1024;
+    for len in [0, 1, block - 1, block, block + 1, 3 * block, text.len()] {
+        let input = dir.path(&format!("in-{len}"));
+        std::fs::write(&input, &text[..len]).unwrap();
+        let out = conlab(&["pipeline", "gzip", "-p", "3", input.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{len}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let gz = dir.path(&format!("in-{len}.gz"));
+        assert_eq!(gunzip(&gz), &text[..len], "{len} bytes");
+        assert!(input.exists(), "the input is kept");
+    }
+    // A directory: every file, to the output directory.
+    let tree = dir.path("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("a.log"), &text[..5000]).unwrap();
+    std::fs::write(tree.join("sub/b.log"), &text[..70_000]).unwrap();
+    let outdir = dir.path("tree-gz");
+    let out = conlab(&[
+        "pipeline",
+        "gzip",
+        tree.to_str().unwrap(),
+        "-o",
+        outdir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(gunzip(&outdir.join("a.log.gz")), &text[..5000]);
+    assert_eq!(gunzip(&outdir.join("sub/b.log.gz")), &text[..70_000]);
+}
+
+#[test]
+fn pipeline_gzip_handles_a_sparse_file_of_gigabytes() {
+    let dir = common::Scratch::new("pipeline-gzip-sparse");
+    let input = dir.path("sparse");
+    let file = std::fs::File::create(&input).unwrap();
+    let size: u64 = 2 << 30;
+    file.set_len(size).unwrap();
+    drop(file);
+    let out = conlab(&["pipeline", "gzip", input.to_str().unwrap(), "-o", "-"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // gzip's trailer: CRC-32 of 2 GiB of zeros and the length modulo 2^32.
+    let gz = &out.stdout;
+    let isize = u32::from_le_bytes(gz[gz.len() - 4..].try_into().unwrap());
+    assert_eq!(u64::from(isize), size % (1 << 32));
+    let mut child = std::process::Command::new("gzip")
+        .arg("-dc")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = out.stdout.clone();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &data));
+    let mut restored = 0u64;
+    let mut nonzero = false;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut stdout = child.stdout.take().unwrap();
+    loop {
+        let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        nonzero |= buf[..n].iter().any(|&b| b != 0);
+        restored += n as u64;
+    }
+    writer.join().unwrap().unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "gzip -dc accepted it (CRC and length)"
+    );
+    assert_eq!(restored, size);
+    assert!(!nonzero);
+}
+
+#[test]
+fn pipeline_gzip_errors_name_the_file_and_ctrl_c_leaves_no_partial_output() {
+    let dir = common::Scratch::new("pipeline-gzip-errors");
+    let missing = dir.path("missing.log");
+    let out = conlab(&["pipeline", "gzip", missing.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.log"));
+    let input = dir.path("in.log");
+    std::fs::write(&input, "x").unwrap();
+    let out = conlab(&[
+        "pipeline",
+        "gzip",
+        input.to_str().unwrap(),
+        "-o",
+        "/proc/no/such/dir/x.gz",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/proc/no/such/dir"));
+    // Ctrl-C in the middle of a big input: exit 130, nothing under the final name or a
+    // temporary one.
+    let big = dir.path("big");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(20 << 30)
+        .unwrap();
+    let target = dir.path("big.gz");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_conlab"))
+        .args([
+            "pipeline",
+            "gzip",
+            big.to_str().unwrap(),
+            "-o",
+            target.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until the temporary file exists: the compression has started.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let started = || {
+        std::fs::read_dir(dir.path(""))
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().contains(".tmp"))
+    };
+    while !started() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on the child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left: Vec<String> = std::fs::read_dir(dir.path(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!target.exists(), "{left:?}");
+    assert!(!left.iter().any(|n| n.contains(".tmp")), "{left:?}");
+}

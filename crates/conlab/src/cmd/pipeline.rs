@@ -1,6 +1,7 @@
 //! `conlab pipeline`: Pike's gophers as a runnable pipeline (`conlab-pipeline`): stages from
 //! `--stages`, one of the lecture's designs, or all of them side by side.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -28,7 +29,11 @@ Examples:
   conlab pipeline --compare --unit 1ms                   every design, speedup over one gopher
   conlab pipeline --compare --spin --cores 2             CPU work: cores cap the speedup
   conlab pipeline --stages 'parse:2:spin:50us,store:1:20us' --batch 32 --json -")]
+#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct Args {
+    #[command(subcommand)]
+    action: Option<Action>,
+
     /// The stages: NAME:WORKERS:WORK,...
     #[arg(long, value_name = "SPEC", conflicts_with_all = ["design", "compare"])]
     stages: Option<String>,
@@ -78,7 +83,55 @@ pub(crate) struct Args {
     export: ExportArgs,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Parallel gzip, built as pigz is: a reader, N compressors, an in-order writer.
+    Gzip(GzipArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Output is one standard gzip member per input, which gunzip (and zcat, pigz -d) restores byte
+for byte. Each file is written under a temporary name and renamed when complete: a failure or
+Ctrl-C leaves no partial file under the final name.
+
+Examples:
+  conlab pipeline gzip big.log                  writes big.log.gz (big.log is kept)
+  conlab pipeline gzip -p 2 -l 9 big.log -o -   to standard output
+  tar c dir | conlab pipeline gzip - -o dir.tar.gz
+  conlab pipeline gzip logs/ -o logs-gz/        every file of logs/ to logs-gz/FILE.gz
+  conlab pipeline gzip --stats big.log          and the pipeline's figures")]
+struct GzipArgs {
+    /// Files or directories to compress (- for standard input).
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<std::path::PathBuf>,
+
+    /// Where to write: a file (- for standard output) for one input, a directory for a
+    /// directory [default: INPUT.gz beside each input].
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    output: Option<std::path::PathBuf>,
+
+    /// Compression level, 0 (store) to 9 (smallest).
+    #[arg(short = 'l', long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
+    level: u32,
+
+    /// Compressors [default: the cores].
+    #[arg(short = 'p', long = "processes", value_name = "N")]
+    processes: Option<usize>,
+
+    /// Bytes per block (pigz's -b), at least 32K.
+    #[arg(short = 'b', long, default_value = "128K", value_name = "SIZE")]
+    block: String,
+
+    /// Print the pipeline's figures (per stage) on standard error.
+    #[arg(long)]
+    stats: bool,
+}
+
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
+    if let Some(Action::Gzip(gzip)) = &args.action {
+        return run_gzip(gzip);
+    }
     let exports = args.export.open()?;
     let model = match args.model.as_str() {
         "async" => Model::Async,
@@ -149,5 +202,175 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         Some(0) => Err(usage("--cores 0: at least one core")),
         Some(c) => cores::with_cores(c, work).map_err(|e| usage(e.to_string()))?,
         None => work(),
+    }
+}
+
+/// `conlab pipeline gzip`.
+fn run_gzip(args: &GzipArgs) -> Result<ExitCode> {
+    use std::path::{Path, PathBuf};
+    let block = conlab_run::pipe::parse_size(&args.block)
+        .filter(|&b| b >= 32 * 1024)
+        .ok_or_else(|| {
+            usage(format!(
+                "-b {}: a size of at least 32K (e.g. 128K, 1M)",
+                args.block
+            ))
+        })?;
+    let options = conlab_pipeline::gzip::GzipOptions {
+        level: args.level,
+        workers: args.processes.unwrap_or_else(cores::allowed).max(1),
+        block: usize::try_from(block).unwrap_or(usize::MAX),
+    };
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&flag))
+            .context("installing the Ctrl-C handler")?;
+    }
+    let cancel = Cancel::from_flag(flag);
+    // (input, output) pairs; `None` output is standard output.
+    let mut jobs: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
+    let several = args.inputs.len() > 1;
+    for input in &args.inputs {
+        let meta = if input.as_os_str() == "-" {
+            None
+        } else {
+            Some(std::fs::metadata(input).with_context(|| format!("reading {}", input.display()))?)
+        };
+        if meta.as_ref().is_some_and(|m| m.is_dir()) {
+            let Some(out_dir) = &args.output else {
+                return Err(usage(format!(
+                    "{}: a directory needs -o OUTDIR (its files go there as FILE.gz)",
+                    input.display()
+                )));
+            };
+            for file in files_under(input)? {
+                let relative = file.strip_prefix(input).unwrap_or(&file).to_path_buf();
+                let mut out = out_dir.join(relative).into_os_string();
+                out.push(".gz");
+                jobs.push((file, Some(PathBuf::from(out))));
+            }
+            continue;
+        }
+        let output = match &args.output {
+            Some(o) if several => {
+                return Err(usage(format!(
+                    "-o {}: with several inputs, leave -o out (each INPUT becomes INPUT.gz)",
+                    o.display()
+                )));
+            }
+            Some(o) if o.as_os_str() == "-" => None,
+            Some(o) => Some(o.clone()),
+            None if input.as_os_str() == "-" => None,
+            None => {
+                let mut out = input.clone().into_os_string();
+                out.push(".gz");
+                Some(PathBuf::from(out))
+            }
+        };
+        jobs.push((input.clone(), output));
+    }
+    let (mut bytes_in, mut bytes_out) = (0u64, 0u64);
+    let started = std::time::Instant::now();
+    for (input, output) in &jobs {
+        let reader: Box<dyn std::io::Read + Send> = if input.as_os_str() == "-" {
+            Box::new(std::io::stdin())
+        } else {
+            Box::new(
+                std::fs::File::open(input)
+                    .with_context(|| format!("opening {}", input.display()))?,
+            )
+        };
+        let summary = match output {
+            None => {
+                let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
+                conlab_pipeline::gzip::compress(reader, out, options, &cancel)
+                    .with_context(|| format!("compressing {}", input.display()))?
+            }
+            Some(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                }
+                let temp = temporary_name(path);
+                let file = std::fs::File::create(&temp)
+                    .with_context(|| format!("creating {}", temp.display()))?;
+                let out = std::io::BufWriter::with_capacity(1 << 20, file);
+                match conlab_pipeline::gzip::compress(reader, out, options, &cancel) {
+                    Ok(summary) => {
+                        std::fs::rename(&temp, path).with_context(|| {
+                            format!("renaming {} to {}", temp.display(), path.display())
+                        })?;
+                        summary
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&temp);
+                        if matches!(e, conlab_pipeline::gzip::GzipError::Cancelled) {
+                            eprintln!("conlab: cancelled; {} not written", path.display());
+                            return Ok(ExitCode::from(130));
+                        }
+                        return Err(anyhow::Error::new(e).context(format!(
+                            "compressing {} to {}",
+                            input.display(),
+                            path.display()
+                        )));
+                    }
+                }
+            }
+        };
+        bytes_in += summary.bytes_in;
+        bytes_out += summary.bytes_out;
+        if args.stats {
+            let table = conlab_measure::export::render(
+                &summary.report,
+                conlab_measure::export::Format::Terminal,
+                false,
+            )?;
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{}:", input.display());
+            let _ = err.write_all(&table);
+        }
+    }
+    if args.stats {
+        let wall = started.elapsed().as_secs_f64();
+        eprintln!(
+            "{} files, {} -> {} bytes ({:.1}%), {:.2} s, {:.0} MB/s in",
+            jobs.len(),
+            bytes_in,
+            bytes_out,
+            100.0 * bytes_out as f64 / bytes_in.max(1) as f64,
+            wall,
+            bytes_in as f64 / 1e6 / wall.max(1e-9)
+        );
+    }
+    return Ok(ExitCode::SUCCESS);
+
+    /// `.NAME.conlab-PID.tmp` beside `path`: renamed to `path` only when complete.
+    fn temporary_name(path: &Path) -> PathBuf {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        path.with_file_name(format!(".{name}.conlab-{}.tmp", std::process::id()))
+    }
+
+    /// Every regular file under `dir`, sorted, recursively.
+    fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in
+                std::fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))?
+            {
+                let entry = entry.with_context(|| format!("listing {}", d.display()))?;
+                let kind = entry.file_type()?;
+                if kind.is_dir() {
+                    stack.push(entry.path());
+                } else if kind.is_file() {
+                    out.push(entry.path());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 }

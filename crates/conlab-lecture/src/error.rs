@@ -3,6 +3,9 @@
 /// The lecture crate's errors.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A pipeline could not run.
+    #[error(transparent)]
+    Pipeline(#[from] conlab_pipeline::PipelineError),
     /// A pool could not be started, or a task could not be submitted.
     #[error(transparent)]
     Exec(#[from] conlab_exec::Error),

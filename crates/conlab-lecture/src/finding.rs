@@ -92,7 +92,7 @@ pub struct Figure {
     pub name: String,
     /// The value, in `unit`.
     pub value: f64,
-    /// The unit: `s`, `ms`, `ns`, `x` (a ratio), `req/s`, `req/CPU-s`, `jobs/unit`, `units`,
+    /// The unit: `s`, `ms`, `ns`, `x` (a ratio), `req/s`, `items/s`, `req/CPU-s`, `jobs/unit`, `units`,
     /// `bytes`, `count`, `%`.
     pub unit: &'static str,
 }

@@ -32,8 +32,8 @@ fn the_whole_tour_reports_every_finding_with_figures_series_and_a_verdict() {
     assert_eq!(
         names,
         [
-            "stations", "kettle", "primes", "gil-io", "is-prime", "costs", "atomic", "deadlock",
-            "crash", "web"
+            "stations", "gophers", "kettle", "primes", "gil-io", "is-prime", "costs", "atomic",
+            "deadlock", "crash", "web"
         ]
     );
     let (mut held, mut not_held, mut cannot_show) = (0, 0, 0);
@@ -119,7 +119,7 @@ fn help_lists_every_experiment_and_an_unknown_one_is_a_usage_error() {
     let (code, stdout, _) = conlab(&["tour", "--help"]);
     assert_eq!(code, Some(0));
     for name in [
-        "stations", "kettle", "primes", "gil-io", "is-prime", "costs", "atomic", "web",
+        "stations", "gophers", "kettle", "primes", "gil-io", "is-prime", "costs", "atomic", "web",
     ] {
         assert!(stdout.contains(name), "--help lacks {name}:\n{stdout}");
     }

@@ -13,6 +13,7 @@ pub mod costs;
 pub mod crash;
 pub mod deadlock;
 pub mod gil_io;
+pub mod gophers;
 pub mod is_prime;
 pub mod kettle;
 pub mod primes;
@@ -146,8 +147,9 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// Every experiment, in the lecture's order.
-pub const EXPERIMENTS: [Experiment; 10] = [
+pub const EXPERIMENTS: [Experiment; 11] = [
     stations::EXPERIMENT,
+    gophers::EXPERIMENT,
     kettle::EXPERIMENT,
     primes::EXPERIMENT,
     gil_io::EXPERIMENT,

@@ -8,6 +8,7 @@
 //! buffers: at most a few dozen blocks are in memory, whatever the input's size.
 
 use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -68,6 +69,83 @@ pub enum GzipError {
     /// The pipeline could not start.
     #[error(transparent)]
     Pipeline(#[from] crate::PipelineError),
+    /// A file or directory could not be created, listed or renamed.
+    #[error("{action} {}: {source}", path.display())]
+    File {
+        /// What was being done: `creating`, `listing`, `renaming to`.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+}
+
+/// Compresses `input` into the file `path`, writing under a temporary name beside it
+/// (`.NAME.conlab-PID.tmp`) and renaming it to `path` only when complete: a failure or a
+/// cancel removes it, so nothing partial ever sits under the final name.
+pub fn compress_to_file(
+    input: impl Read + Send,
+    path: &Path,
+    options: GzipOptions,
+    cancel: &Cancel,
+) -> Result<GzipSummary, GzipError> {
+    let file_error = |action, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| GzipError::File {
+            action,
+            path,
+            source,
+        }
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(file_error("creating", dir))?;
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = path.with_file_name(format!(".{name}.conlab-{}.tmp", std::process::id()));
+    let file = std::fs::File::create(&temp).map_err(file_error("creating", &temp))?;
+    let result = compress(
+        input,
+        io::BufWriter::with_capacity(1 << 20, file),
+        options,
+        cancel,
+    )
+    .and_then(|summary| {
+        std::fs::rename(&temp, path).map_err(file_error("renaming to", path))?;
+        Ok(summary)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+/// Every regular file under `dir`, recursively, sorted: a directory's files, compressed one
+/// after the other.
+pub fn files_under(dir: &Path) -> Result<Vec<PathBuf>, GzipError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let listing = |source| GzipError::File {
+            action: "listing",
+            path: d.clone(),
+            source,
+        };
+        for entry in std::fs::read_dir(&d).map_err(listing)? {
+            let entry = entry.map_err(listing)?;
+            let kind = entry.file_type().map_err(listing)?;
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// The window deflate may refer back to: the dictionary each block starts with.

@@ -14,6 +14,7 @@
 //! crate writes only to the [`runner::Output`] it is given.
 
 pub mod fill;
+pub mod gnu_options;
 pub mod halt;
 pub mod input;
 pub mod joblog;

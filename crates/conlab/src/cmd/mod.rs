@@ -1,7 +1,6 @@
 //! The subcommands, one module each.
 
 pub(crate) mod bench;
-mod gnu_options;
 pub(crate) mod load;
 mod output;
 pub(crate) mod pipeline;

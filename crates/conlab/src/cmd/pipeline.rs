@@ -207,7 +207,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
 
 /// `conlab pipeline gzip`.
 fn run_gzip(args: &GzipArgs) -> Result<ExitCode> {
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
     let block = conlab_run::pipe::parse_size(&args.block)
         .filter(|&b| b >= 32 * 1024)
         .ok_or_else(|| {
@@ -243,7 +243,7 @@ fn run_gzip(args: &GzipArgs) -> Result<ExitCode> {
                     input.display()
                 )));
             };
-            for file in files_under(input)? {
+            for file in conlab_pipeline::gzip::files_under(input)? {
                 let relative = file.strip_prefix(input).unwrap_or(&file).to_path_buf();
                 let mut out = out_dir.join(relative).into_os_string();
                 out.push(".gz");
@@ -287,27 +287,13 @@ fn run_gzip(args: &GzipArgs) -> Result<ExitCode> {
                     .with_context(|| format!("compressing {}", input.display()))?
             }
             Some(path) => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)
-                        .with_context(|| format!("creating {}", dir.display()))?;
-                }
-                let temp = temporary_name(path);
-                let file = std::fs::File::create(&temp)
-                    .with_context(|| format!("creating {}", temp.display()))?;
-                let out = std::io::BufWriter::with_capacity(1 << 20, file);
-                match conlab_pipeline::gzip::compress(reader, out, options, &cancel) {
-                    Ok(summary) => {
-                        std::fs::rename(&temp, path).with_context(|| {
-                            format!("renaming {} to {}", temp.display(), path.display())
-                        })?;
-                        summary
+                match conlab_pipeline::gzip::compress_to_file(reader, path, options, &cancel) {
+                    Ok(summary) => summary,
+                    Err(conlab_pipeline::gzip::GzipError::Cancelled) => {
+                        eprintln!("conlab: cancelled; {} not written", path.display());
+                        return Ok(ExitCode::from(130));
                     }
                     Err(e) => {
-                        let _ = std::fs::remove_file(&temp);
-                        if matches!(e, conlab_pipeline::gzip::GzipError::Cancelled) {
-                            eprintln!("conlab: cancelled; {} not written", path.display());
-                            return Ok(ExitCode::from(130));
-                        }
                         return Err(anyhow::Error::new(e).context(format!(
                             "compressing {} to {}",
                             input.display(),
@@ -342,35 +328,5 @@ fn run_gzip(args: &GzipArgs) -> Result<ExitCode> {
             bytes_in as f64 / 1e6 / wall.max(1e-9)
         );
     }
-    return Ok(ExitCode::SUCCESS);
-
-    /// `.NAME.conlab-PID.tmp` beside `path`: renamed to `path` only when complete.
-    fn temporary_name(path: &Path) -> PathBuf {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        path.with_file_name(format!(".{name}.conlab-{}.tmp", std::process::id()))
-    }
-
-    /// Every regular file under `dir`, sorted, recursively.
-    fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
-        let mut out = Vec::new();
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for entry in
-                std::fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))?
-            {
-                let entry = entry.with_context(|| format!("listing {}", d.display()))?;
-                let kind = entry.file_type()?;
-                if kind.is_dir() {
-                    stack.push(entry.path());
-                } else if kind.is_file() {
-                    out.push(entry.path());
-                }
-            }
-        }
-        out.sort();
-        Ok(out)
-    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -436,86 +436,12 @@ pub(crate) fn refusal(error: &clap::Error) -> Option<String> {
     let Some(ContextValue::String(word)) = error.get(ContextKind::InvalidArg) else {
         return None;
     };
-    let spelling = word.split('=').next().unwrap_or(word);
-    // `-Xabc`: clap names the bundle; GNU's bundling reads its first letter.
-    let spelling = match spelling.strip_prefix('-') {
-        Some(rest) if !rest.starts_with('-') && rest.len() > 1 => &spelling[..2],
-        _ => spelling,
-    };
-    if let Some((name, what)) = super::gnu_options::NOT_SUPPORTED
-        .iter()
-        .find(|(name, _)| *name == spelling)
-    {
-        return Some(format!(
-            "{name} is GNU parallel's \"{what}\"; conlab run does not support it \
-             (docs/run.md lists what it supports)"
-        ));
-    }
-    // GNU's Getopt::Long takes any unique prefix of a long option: name what GNU would read.
-    if spelling.starts_with("--") {
-        let mut mains: Vec<&str> = super::gnu_options::GNU_LONG
-            .iter()
-            .filter(|(long, _)| long.starts_with(spelling))
-            .map(|(_, main)| *main)
-            .collect();
-        mains.dedup();
-        match mains.as_slice() {
-            [] => {}
-            [main] => {
-                let supported = !super::gnu_options::NOT_SUPPORTED
-                    .iter()
-                    .any(|(name, _)| name == main);
-                return Some(format!(
-                    "{spelling}: GNU parallel reads this prefix as {main}; conlab run takes \
-                     options spelt out only{}",
-                    if supported {
-                        format!(": write {main}")
-                    } else {
-                        format!(", and does not support {main}")
-                    }
-                ));
-            }
-            several => {
-                return Some(format!(
-                    "{spelling} is short for several options ({}); spell the one you mean out",
-                    several.join(", ")
-                ));
-            }
-        }
-    }
-    // Neither GNU's nor ours. clap suggests hidden aliases from far away (`--nonexist`:
-    // `--nn`): suggest only a near spelling.
-    let near = match error.get(ContextKind::SuggestedArg) {
-        Some(ContextValue::String(s)) => Some(s.clone()),
-        Some(ContextValue::Strings(v)) => v.first().cloned(),
+    let suggestion = match error.get(ContextKind::SuggestedArg) {
+        Some(ContextValue::String(s)) => Some(s.as_str()),
+        Some(ContextValue::Strings(v)) => v.first().map(String::as_str),
         _ => None,
-    }
-    .filter(|s| edit_distance(s, spelling) <= 2.max(spelling.len() / 5));
-    Some(match near {
-        Some(s) => format!("unknown option {spelling} (did you mean {s}?); see conlab run --help"),
-        None => format!(
-            "unknown option {spelling}: neither conlab run nor GNU parallel has it; \
-             see conlab run --help"
-        ),
-    })
-}
-
-/// Levenshtein distance, for "did you mean".
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let next = (row[j + 1] + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != cb));
-            diagonal = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()]
+    };
+    Some(conlab_run::gnu_options::classify(word, suggestion).to_string())
 }
 
 /// `-s`: a number with GNU's size suffixes (k 1000, K 1024, ...).

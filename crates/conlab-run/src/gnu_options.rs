@@ -1,10 +1,153 @@
-//! GNU parallel 20221122's options that `conlab run` does not have, so that using one is
-//! refused with its name and what it does, instead of clap's "unexpected argument" and a
-//! guess at a different option. Built from `options_completion_hash` in GNU's source;
-//! `docs/run.md` has the whole table.
+//! GNU parallel 20221122's options as data, and what to say about a word on the command line
+//! that is no option of conlab run: GNU's option that conlab does not have (named, with
+//! what it does), a prefix GNU's Getopt::Long would take for a whole option (conlab wants it
+//! spelt out), or neither. The CLI turns its parser's error into a [`classify`] call.
+
+use std::fmt;
+
+/// What an unknown command-line word is, for the error that refuses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unknown {
+    /// GNU parallel's option, which conlab run does not support.
+    NotSupported {
+        /// The spelling given.
+        name: &'static str,
+        /// What it does in GNU parallel.
+        what: &'static str,
+    },
+    /// A prefix GNU reads as this one option.
+    Prefix {
+        /// The prefix given.
+        given: String,
+        /// The option GNU would read.
+        option: &'static str,
+        /// conlab run has that option (under its whole name).
+        supported: bool,
+    },
+    /// A prefix of several GNU options.
+    Ambiguous {
+        /// The prefix given.
+        given: String,
+        /// The options it starts.
+        options: Vec<&'static str>,
+    },
+    /// Neither GNU's nor conlab's.
+    Neither {
+        /// The word given.
+        given: String,
+        /// A near spelling of one of conlab's options.
+        near: Option<String>,
+    },
+}
+
+impl fmt::Display for Unknown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unknown::NotSupported { name, what } => write!(
+                f,
+                "{name} is GNU parallel's \"{what}\"; conlab run does not support it \
+                 (docs/run.md lists what it supports)"
+            ),
+            Unknown::Prefix {
+                given,
+                option,
+                supported: true,
+            } => write!(
+                f,
+                "{given}: GNU parallel reads this prefix as {option}; conlab run takes options \
+                 spelt out only: write {option}"
+            ),
+            Unknown::Prefix { given, option, .. } => write!(
+                f,
+                "{given}: GNU parallel reads this prefix as {option}; conlab run takes options \
+                 spelt out only, and does not support {option}"
+            ),
+            Unknown::Ambiguous { given, options } => write!(
+                f,
+                "{given} is short for several options ({}); spell the one you mean out",
+                options.join(", ")
+            ),
+            Unknown::Neither {
+                given,
+                near: Some(near),
+            } => write!(
+                f,
+                "unknown option {given} (did you mean {near}?); see conlab run --help"
+            ),
+            Unknown::Neither { given, near: None } => write!(
+                f,
+                "unknown option {given}: neither conlab run nor GNU parallel has it; see conlab \
+                 run --help"
+            ),
+        }
+    }
+}
+
+/// What `word` (as typed: `--rpl`, `--rpl=x`, `-Dx`) is. `suggestion` is the parser's
+/// nearest option, kept only when it is a spelling or two away (parsers suggest hidden
+/// aliases from far off: `--nn` for `--nonexist`).
+pub fn classify(word: &str, suggestion: Option<&str>) -> Unknown {
+    let spelling = word.split('=').next().unwrap_or(word);
+    // `-Xabc`: GNU's bundling reads the first letter.
+    let spelling = match spelling.strip_prefix('-') {
+        Some(rest) if !rest.starts_with('-') && rest.len() > 1 => &spelling[..2],
+        _ => spelling,
+    };
+    if let Some(&(name, what)) = NOT_SUPPORTED.iter().find(|(name, _)| *name == spelling) {
+        return Unknown::NotSupported { name, what };
+    }
+    if spelling.starts_with("--") {
+        let mut options: Vec<&'static str> = GNU_LONG
+            .iter()
+            .filter(|(long, _)| long.starts_with(spelling))
+            .map(|(_, main)| *main)
+            .collect();
+        options.dedup();
+        match options.as_slice() {
+            [] => {}
+            [option] => {
+                return Unknown::Prefix {
+                    given: spelling.to_string(),
+                    option,
+                    supported: !NOT_SUPPORTED.iter().any(|(name, _)| name == option),
+                };
+            }
+            _ => {
+                return Unknown::Ambiguous {
+                    given: spelling.to_string(),
+                    options,
+                };
+            }
+        }
+    }
+    Unknown::Neither {
+        given: spelling.to_string(),
+        near: suggestion
+            .filter(|s| edit_distance(s, spelling) <= 2.max(spelling.len() / 5))
+            .map(str::to_string),
+    }
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != cb));
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
 
 /// Each spelling (as typed, with its dashes) and what the option does in GNU parallel.
-pub(crate) const NOT_SUPPORTED: &[(&str, &str)] = &[
+pub const NOT_SUPPORTED: &[(&str, &str)] = &[
     (
         "--debug",
         "Print debug info for the given areas [undocumented in man]",
@@ -376,7 +519,7 @@ pub(crate) const NOT_SUPPORTED: &[(&str, &str)] = &[
 /// Every long spelling of GNU parallel 20221122 with its option's main name: Getopt::Long
 /// takes any unique prefix of these, so a prefix conlab refuses can be named for what GNU
 /// would make of it.
-pub(crate) const GNU_LONG: &[(&str, &str)] = &[
+pub const GNU_LONG: &[(&str, &str)] = &[
     ("--_parset", "--_parset"),
     ("--_pipe-means-argfiles", "--_pipe-means-argfiles"),
     ("--_test", "--_test"),
@@ -664,3 +807,43 @@ pub(crate) const GNU_LONG: &[(&str, &str)] = &[
     ("--xapplyinputsource", "--linkinputsource"),
     ("--xargs", "--xargs"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_unknown_word_is_told_apart() {
+        assert!(matches!(
+            classify("--rpl=x", None),
+            Unknown::NotSupported { name: "--rpl", .. }
+        ));
+        assert!(matches!(
+            classify("-Dinit", None),
+            Unknown::NotSupported { name: "-D", .. }
+        ));
+        assert_eq!(
+            classify("--keep", Some("--keep-order")),
+            Unknown::Prefix {
+                given: "--keep".into(),
+                option: "--keep-order",
+                supported: true
+            }
+        );
+        assert!(matches!(classify("--ta", None), Unknown::Ambiguous { .. }));
+        assert_eq!(
+            classify("--nonexist", Some("--nn")),
+            Unknown::Neither {
+                given: "--nonexist".into(),
+                near: None
+            }
+        );
+        assert_eq!(
+            classify("--zzz-ordr", Some("--zzz-order")),
+            Unknown::Neither {
+                given: "--zzz-ordr".into(),
+                near: Some("--zzz-order".into())
+            }
+        );
+    }
+}

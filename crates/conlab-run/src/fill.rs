@@ -80,6 +80,7 @@ impl Fill {
             seq: 0,
             input: 0,
             fill: self,
+            sums: Vec::new(),
         };
         let mut ahead: Option<Row> = None;
         Box::new(std::iter::from_fn(move || {
@@ -107,6 +108,8 @@ struct Lines {
     seq: u64,
     input: usize,
     fill: Fill,
+    /// The per-string sums, kept between lines to spare an allocation each.
+    sums: Vec<usize>,
 }
 
 impl Lines {
@@ -139,23 +142,27 @@ impl Lines {
     }
 
     fn next_line(&mut self) -> Option<Row> {
+        let mut sums = std::mem::take(&mut self.sums);
+        let line = self.fill_line(&mut sums);
+        self.sums = sums;
+        line
+    }
+
+    fn fill_line(&mut self, sums: &mut Vec<usize>) -> Option<Row> {
         let seq = self.seq + 1;
         let mut records: Vec<(usize, Vec<Value>)> = Vec::new();
-        let mut sums: Vec<usize> = Vec::new();
-        let add = |sums: &mut Vec<usize>, more: Vec<usize>| {
-            sums.resize(more.len(), 0);
-            sums.iter_mut().zip(more).for_each(|(s, m)| *s += m);
-        };
+        sums.clear();
+        sums.resize(self.fill.model.strings(), 0);
         while let Some(next) = self.next_record() {
             let (number, record) = match next {
                 Ok(r) => r,
                 Err(e) => return Some(Err(e)),
             };
-            add(&mut sums, self.fill.model.record(&record, seq, 1));
+            self.fill.model.add_record(&record, seq, 1, sums);
             records.push((number, record));
             // GNU counts every record as wide as the first (its `number_of_recargs`).
             let width = records[0].1.len().max(1);
-            let len = self.fill.model.len(&sums, records.len(), width);
+            let len = self.fill.model.len(sums, records.len(), width);
             let surely_fits = SURELY_FITS.min(self.fill.max_chars.unwrap_or(usize::MAX));
             if len >= surely_fits && len >= self.limit() {
                 if records.len() > 1 {
@@ -201,6 +208,10 @@ impl Lines {
             }
         }
         self.seq = seq;
+        if records.len() == 1 {
+            // The usual line of one record: no new vector.
+            return records.pop().map(|(_, r)| Ok(r));
+        }
         Some(Ok(records.into_iter().flat_map(|(_, r)| r).collect()))
     }
 }
@@ -337,13 +348,15 @@ mod tests {
         // `echo {}` appended: "echo" + one space; the value's quoted length.
         let t = template(&["echo"], false);
         let m = t.length_model();
-        let sums = m.record(&[b"a b".to_vec()], 1, 1);
+        let mut sums = vec![0; m.strings()];
+        m.add_record(&[b"a b".to_vec()], 1, 1, &mut sums);
         assert_eq!(m.len(&sums, 1, 1), 4 + 1 + 5);
         // -X: the context `a{}b` is counted once per argument, with a blank between groups.
         let t = template(&["echo", "a{}b"], true);
         let m = t.length_model();
-        let mut sums = m.record(&[b"1".to_vec()], 1, 1);
-        sums[0] += m.record(&[b"22".to_vec()], 1, 1)[0];
+        let mut sums = vec![0; m.strings()];
+        m.add_record(&[b"1".to_vec()], 1, 1, &mut sums);
+        m.add_record(&[b"22".to_vec()], 1, 1, &mut sums);
         assert_eq!(m.len(&sums, 2, 1), 5 + 2 * 2 + 3 + 1);
     }
 

@@ -573,44 +573,48 @@ impl LengthModel {
         }
     }
 
-    /// What one record adds, per replacement string ([`LengthModel::len`] sums them):
-    /// GNU's `CommandLine::push`.
-    pub fn record(&self, record: &[Value], seq: u64, slot: usize) -> Vec<usize> {
-        let quoted = |v: Vec<u8>| {
+    /// Adds what one record adds to `sums`, per replacement string: GNU's
+    /// `CommandLine::push`. `sums` has one entry per string ([`LengthModel::strings`]).
+    pub fn add_record(&self, record: &[Value], seq: u64, slot: usize, sums: &mut [usize]) {
+        let quoted = |v: &[u8]| {
             if self.quote_values {
-                quote(&v).len()
+                quoted_len(v)
             } else {
                 v.len()
             }
         };
-        self.strings
-            .iter()
-            .map(|&(pos, kind, _)| {
-                // `{#}` and `{%}` are positional on the first column in GNU's definitions.
-                let pos = match kind {
-                    Kind::Seq | Kind::Slot => Some(pos.unwrap_or(1)),
-                    _ => pos,
-                };
-                match pos {
-                    Some(p) => {
-                        let n = record.len() as i64;
-                        let col = if p > 0 { p - 1 } else { n + p };
-                        usize::try_from(col)
-                            .ok()
-                            .and_then(|c| record.get(c))
-                            .map_or(0, |v| quoted(apply(v, kind, seq, slot)))
-                    }
-                    None => record
-                        .iter()
-                        .map(|v| quoted(apply(v, kind, seq, slot)))
-                        .sum(),
+        let length = |v: &[u8], kind: Kind| match kind {
+            // The common case, without building the value.
+            Kind::Whole => quoted(v),
+            _ => quoted(&apply(v, kind, seq, slot)),
+        };
+        for (&(pos, kind, _), sum) in self.strings.iter().zip(sums.iter_mut()) {
+            // `{#}` and `{%}` are positional on the first column in GNU's definitions.
+            let pos = match kind {
+                Kind::Seq | Kind::Slot => Some(pos.unwrap_or(1)),
+                _ => pos,
+            };
+            *sum += match pos {
+                Some(p) => {
+                    let n = record.len() as i64;
+                    let col = if p > 0 { p - 1 } else { n + p };
+                    usize::try_from(col)
+                        .ok()
+                        .and_then(|c| record.get(c))
+                        .map_or(0, |v| length(v, kind))
                 }
-            })
-            .collect()
+                None => record.iter().map(|v| length(v, kind)).sum(),
+            };
+        }
+    }
+
+    /// How many replacement strings the model counts (the length of the sums).
+    pub fn strings(&self) -> usize {
+        self.strings.len()
     }
 
     /// The length GNU computes for a line of `records` records of `width` columns each,
-    /// `sums` being the per-string sums of [`LengthModel::record`].
+    /// `sums` being the per-string sums of [`LengthModel::add_record`].
     pub fn len(&self, sums: &[usize], records: usize, width: usize) -> usize {
         let recargs = records * width;
         let mut len = self.noncontext;
@@ -774,6 +778,22 @@ fn dirname(value: &[u8]) -> Vec<u8> {
         dir = strip(fileparse(dir).0);
     }
     dir.to_vec()
+}
+
+/// The length of [`quote`]`(s)`, without building it.
+fn quoted_len(s: &[u8]) -> usize {
+    let safe = |b: &u8| b.is_ascii_alphanumeric() || b"-_.+/".contains(b);
+    if s.is_empty() {
+        return 2;
+    }
+    if s.iter().all(safe) {
+        return s.len();
+    }
+    let quotes = s.iter().filter(|&&b| b == b'\'').count();
+    // `'...'` with each `'` as `'"'"'`, less GNU's `''` at either end.
+    2 + s.len() + 4 * quotes
+        - if s.first() == Some(&b'\'') { 2 } else { 0 }
+        - if s.last() == Some(&b'\'') { 2 } else { 0 }
 }
 
 /// Quotes `s` for a Bourne shell as GNU parallel does: as it is when made of
@@ -992,6 +1012,26 @@ mod tests {
         };
         let t = Template::parse(&[v("echo ,, {} {.}")], &options).unwrap();
         assert_eq!(line(&t, &["a.b"]), "echo a.b {} a");
+    }
+
+    #[test]
+    fn quoted_len_is_the_length_of_quote() {
+        for s in [
+            "",
+            "a",
+            "a b",
+            "'",
+            "''",
+            "'a'",
+            "a'b",
+            "it's",
+            "x'",
+            "'x",
+            "safe-_.+/9",
+            "é",
+        ] {
+            assert_eq!(quoted_len(s.as_bytes()), quote(s.as_bytes()).len(), "{s:?}");
+        }
     }
 
     #[test]

@@ -1,17 +1,18 @@
 //! Latency and throughput are independent: the lecture's 8 service stations, run.
 //!
-//! Each station is a thread that spends one unit (a sleep: a station is busy, not
-//! computing, so 8 of them fit on 2 cores) per job. Jobs are handed over on rendezvous
-//! channels, so a job enters a station only when that station is free, as in the lecture.
-//! In a row, every job visits every station; side by side, a job visits whichever is free.
+//! Each station is a worker of a `conlab-pipeline` stage that spends one unit (a sleep: a
+//! station is busy, not computing, so 8 of them fit on 2 cores) per job. In a row, the
+//! stations are 8 stages of one worker and every job visits each; side by side, they are
+//! one stage of 8 workers and a job visits whichever is free.
 //!
 //! Figures are in units of the stations' *measured* service time (a sleep of 5 ms takes a
 //! little longer on a VM), so what is compared with the lecture is the shape: 1 and 8, 8
 //! and 1.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use conlab_pipeline::{Cancel, Model, Pipeline, Stage};
 
 use super::{Context, Experiment, near};
 use crate::Error;
@@ -58,8 +59,8 @@ pub struct Stations {
 fn measure(context: &Context<'_>) -> Result<Outcome, Error> {
     let unit = Duration::from_millis(5);
     let jobs = context.budget.pick(48, 24);
-    let row = pipeline(STATIONS, jobs, unit);
-    let side = parallel(STATIONS, jobs, unit);
+    let row = pipeline(STATIONS, jobs, unit)?;
+    let side = parallel(STATIONS, jobs, unit)?;
     let line = |name: &str, s: &Stations| {
         format!(
             "{name}: throughput {:.2} jobs/unit, latency {:.2} units",
@@ -163,82 +164,58 @@ struct Job {
 }
 
 /// `stations` stations in a row; every job visits each.
-pub fn pipeline(stations: usize, jobs: u64, unit: Duration) -> Stations {
-    let stations = stations.max(1);
-    let (source, mut upstream) = bounded::<Job>(0);
-    let mut workers = Vec::new();
-    for i in 0..stations {
-        let (tx, rx) = bounded::<Job>(0);
-        let from = std::mem::replace(&mut upstream, rx);
-        workers.push(std::thread::spawn(move || {
-            station(&from, &tx, unit, i == 0)
-        }));
-    }
-    run(source, upstream, jobs, workers)
+pub fn pipeline(stations: usize, jobs: u64, unit: Duration) -> Result<Stations, Error> {
+    run(stations.max(1), 1, jobs, unit)
 }
 
 /// `stations` stations side by side; a job visits whichever is free.
-pub fn parallel(stations: usize, jobs: u64, unit: Duration) -> Stations {
-    let (source, from) = bounded::<Job>(0);
-    let (to, sink) = bounded::<Job>(stations);
-    let workers = (0..stations.max(1))
-        .map(|_| {
-            let (from, to) = (from.clone(), to.clone());
-            std::thread::spawn(move || station(&from, &to, unit, true))
-        })
-        .collect();
-    drop((from, to));
-    run(source, sink, jobs, workers)
+pub fn parallel(stations: usize, jobs: u64, unit: Duration) -> Result<Stations, Error> {
+    run(1, stations.max(1), jobs, unit)
 }
 
-/// One station: take a job, spend a unit on it, pass it on. Returns how long each job took
-/// it.
-fn station(from: &Receiver<Job>, to: &Sender<Job>, unit: Duration, first: bool) -> Vec<Duration> {
-    let mut served = Vec::new();
-    for mut job in from.iter() {
-        let start = Instant::now();
-        if first {
-            job.entered = Some(start);
-        }
-        std::thread::sleep(unit);
-        served.push(start.elapsed());
-        if to.send(job).is_err() {
-            break;
-        }
-    }
-    served
-}
-
-fn run(
-    source: Sender<Job>,
-    sink: Receiver<Job>,
-    jobs: u64,
-    workers: Vec<std::thread::JoinHandle<Vec<Duration>>>,
-) -> Stations {
-    let feeder = std::thread::spawn(move || {
-        for _ in 0..jobs {
-            if source.send(Job { entered: None }).is_err() {
-                return;
-            }
-        }
-    });
+/// `stages` stages of `workers` stations each, on `conlab-pipeline` (a thread per
+/// station, batches of one, queues of one job: a job waits only for the station it needs).
+/// Latency runs from a job's entry into its first station, as in the lecture's picture;
+/// throughput from the first entry to the last exit.
+fn run(stages: usize, workers: usize, jobs: u64, unit: Duration) -> Result<Stations, Error> {
+    let served: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let stage = |i: usize| {
+        let served = Arc::clone(&served);
+        Stage::func(
+            format!("station-{}", i + 1),
+            workers,
+            move |_, mut job: Job| {
+                let start = Instant::now();
+                if i == 0 {
+                    job.entered = Some(start);
+                }
+                std::thread::sleep(unit);
+                served
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(start.elapsed());
+                Ok(job)
+            },
+        )
+    };
+    let pipeline = Pipeline::new((0..stages).map(stage).collect()).queue(1);
     let mut in_system = Vec::with_capacity(jobs as usize);
     let mut first_entry: Option<Instant> = None;
     let mut last_exit = Instant::now();
-    for job in sink.iter().take(jobs as usize) {
-        last_exit = Instant::now();
-        if let Some(entered) = job.entered {
-            first_entry = Some(first_entry.map_or(entered, |f| f.min(entered)));
-            in_system.push(last_exit.duration_since(entered));
-        }
-    }
-    let _ = feeder.join();
-    drop(sink);
-    let mut served: Vec<Duration> = workers
-        .into_iter()
-        .filter_map(|w| w.join().ok())
-        .flatten()
-        .collect();
+    let jobs_in = (0..jobs).map(|_| Job { entered: None });
+    pipeline.run(
+        jobs_in,
+        Model::Threads,
+        &Cancel::default(),
+        |_, job: Job| {
+            last_exit = Instant::now();
+            if let Some(entered) = job.entered {
+                first_entry = Some(first_entry.map_or(entered, |f| f.min(entered)));
+                in_system.push(last_exit.duration_since(entered));
+            }
+        },
+    )?;
+    let mut served = std::mem::take(&mut *served.lock().unwrap_or_else(|e| e.into_inner()));
     served.sort_unstable();
     // The unit is what a station really took for a job (the median: one sleep that a busy
     // machine woke late must not stretch every other job's unit), not the sleep asked for.
@@ -254,14 +231,14 @@ fn run(
             0.0
         }
     };
-    Stations {
+    Ok(Stations {
         jobs,
         visits: served.len() as u64,
         throughput_per_unit: conlab_measure::throughput(jobs, span) * unit_s,
         latency_units: in_system
             .get(in_system.len() / 2)
             .map_or(0.0, |d| units(*d)),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -299,8 +276,8 @@ mod tests {
 
     #[test]
     fn in_a_row_every_job_visits_every_station_and_side_by_side_one() {
-        let p = pipeline(3, 5, Duration::from_millis(1));
-        let q = parallel(3, 5, Duration::from_millis(1));
+        let p = pipeline(3, 5, Duration::from_millis(1)).unwrap();
+        let q = parallel(3, 5, Duration::from_millis(1)).unwrap();
         assert_eq!((p.jobs, p.visits), (5, 15), "{p:?}");
         assert_eq!((q.jobs, q.visits), (5, 5), "{q:?}");
         for s in [p, q] {

@@ -221,6 +221,20 @@ impl Design {
         rate
     }
 
+    /// Items per second a run of `items` items can show: the steady state of
+    /// [`Design::theory_per_s`] less the pipeline's fill, since the first item leaves only
+    /// after every stage's time (`items / ((items - 1) / rate + one trip)`).
+    pub fn theory_for(&self, items: u64, unit: Duration, effort: Effort, cores: usize) -> f64 {
+        let rate = self.theory_per_s(unit, effort, cores);
+        let trip: f64 = self
+            .stages
+            .iter()
+            .map(|&(_, _, units)| f64::from(units) * unit.as_secs_f64())
+            .sum();
+        let items = items.max(1) as f64;
+        items / ((items - 1.0) / rate + trip)
+    }
+
     /// Gophers in the design.
     pub fn gophers(&self) -> usize {
         self.stages.iter().map(|s| s.1).sum()
@@ -257,6 +271,11 @@ mod tests {
         let sixteen = find("sixteen-gophers").unwrap();
         assert!((sixteen.theory_per_s(u, Effort::Spin, 2) * 4e-3 - 2.0).abs() < 1e-9);
         assert_eq!(sixteen.gophers(), 16);
+        // A run of one item is one trip; a long run approaches the steady state.
+        let four = find("four-procedures").unwrap();
+        assert!((four.theory_for(1, u, Effort::Sleep, 2) - 250.0).abs() < 1e-6);
+        let long = four.theory_for(1_000_000, u, Effort::Sleep, 2);
+        assert!((long / four.theory_per_s(u, Effort::Sleep, 2) - 1.0).abs() < 1e-3);
     }
 }
 
@@ -272,7 +291,8 @@ pub struct DesignResult {
     pub gophers: usize,
     /// Items per second measured.
     pub throughput_per_s: f64,
-    /// Items per second queueing theory gives it here (cores, work kind).
+    /// Items per second queueing theory gives a run of this many items here (cores, work
+    /// kind, and the pipeline's fill at the start).
     pub theory_per_s: f64,
     /// Measured over one gopher's measured throughput.
     pub speedup: f64,
@@ -337,7 +357,7 @@ pub fn compare(
             design: design.name.into(),
             gophers: design.gophers(),
             throughput_per_s: report.throughput_per_s,
-            theory_per_s: design.theory_per_s(unit, effort, cores),
+            theory_per_s: design.theory_for(items, unit, effort, cores),
             speedup: report.throughput_per_s / base.max(f64::MIN_POSITIVE),
             expected_speedup: design.expected_speedup,
             p50_ms: report.latency.p50_ms,
@@ -402,7 +422,8 @@ impl conlab_measure::export::Tabular for CompareReport {
             notes: vec![
                 "speedup: over one gopher, measured in this run; lecture: what the lecture's \
                  argument gives with enough cores (or sleeping gophers); of_theory: measured \
-                 over the queueing-theory throughput on this machine's cores."
+                 over the queueing-theory throughput of a run this long on this machine's \
+                 cores (the first item leaves after one whole trip)."
                     .into(),
             ],
         }]

@@ -298,6 +298,10 @@ pub struct DesignResult {
     pub speedup: f64,
     /// The speedup the lecture's argument gives it.
     pub expected_speedup: f64,
+    /// One cart's round trip as measured: each stage's busy time per item, summed, in
+    /// milliseconds (4 units asked for; more when sleeps overshoot or gophers wait for a
+    /// shared cart, pile or core).
+    pub trip_ms: f64,
     /// Median and 99th percentile item latency, in milliseconds.
     pub p50_ms: f64,
     /// 99th percentile.
@@ -360,6 +364,11 @@ pub fn compare(
             theory_per_s: design.theory_for(items, unit, effort, cores),
             speedup: report.throughput_per_s / base.max(f64::MIN_POSITIVE),
             expected_speedup: design.expected_speedup,
+            trip_ms: report
+                .stages
+                .iter()
+                .map(|s| s.busy_s * 1e3 / s.items.max(1) as f64)
+                .sum(),
             p50_ms: report.latency.p50_ms,
             p99_ms: report.latency.p99_ms,
             bottleneck: report.bottleneck.map(|b| b.stage),
@@ -398,6 +407,7 @@ impl conlab_measure::export::Tabular for CompareReport {
                     ),
                     Cell::number(d.speedup, format!("{:.2}x", d.speedup)),
                     Cell::number(d.expected_speedup, format!("{:.0}x", d.expected_speedup)),
+                    cells::seconds(d.trip_ms / 1e3),
                     cells::seconds(d.p99_ms / 1e3),
                     Cell::text(d.bottleneck.clone().unwrap_or_default()),
                 ]
@@ -415,6 +425,7 @@ impl conlab_measure::export::Tabular for CompareReport {
                 Column::number("of_theory"),
                 Column::number("speedup"),
                 Column::number("lecture"),
+                Column::number("trip_s"),
                 Column::number("p99_s"),
                 Column::text("bottleneck"),
             ],
@@ -423,7 +434,9 @@ impl conlab_measure::export::Tabular for CompareReport {
                 "speedup: over one gopher, measured in this run; lecture: what the lecture's \
                  argument gives with enough cores (or sleeping gophers); of_theory: measured \
                  over the queueing-theory throughput of a run this long on this machine's \
-                 cores (the first item leaves after one whole trip)."
+                 cores (the first item leaves after one whole trip); trip: one cart's four \
+                 procedures as measured (four units asked for: more is sleeps waking late, \
+                 or gophers waiting for a shared cart, pile or core)."
                     .into(),
             ],
         }]

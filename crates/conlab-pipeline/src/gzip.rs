@@ -69,6 +69,12 @@ pub enum GzipError {
     /// The pipeline could not start.
     #[error(transparent)]
     Pipeline(#[from] crate::PipelineError),
+    /// A directory to compress, with no `-o OUTDIR` to put its files in.
+    #[error("{}: a directory needs -o OUTDIR (its files go there as FILE.gz)", .0.display())]
+    DirectoryNeedsOutput(PathBuf),
+    /// One output named for several inputs.
+    #[error("-o {}: with several inputs, leave -o out (each INPUT becomes INPUT.gz)", .0.display())]
+    OneOutputForSeveral(PathBuf),
     /// A file or directory could not be created, listed or renamed.
     #[error("{action} {}: {source}", path.display())]
     File {
@@ -121,6 +127,51 @@ pub fn compress_to_file(
         let _ = std::fs::remove_file(&temp);
     }
     result
+}
+
+/// What to compress into what: `-` is standard input, and an output of `None` standard
+/// output.
+pub type Job = (PathBuf, Option<PathBuf>);
+
+/// The jobs for `inputs` and an optional `-o`: each file to `FILE.gz` beside it (or to `-o`
+/// when it is the only input; `-o -` is standard output), standard input to standard output
+/// unless `-o` names a file, each file under a directory to `OUTDIR/RELATIVE.gz`.
+pub fn plan(inputs: &[PathBuf], output: Option<&Path>) -> Result<Vec<Job>, GzipError> {
+    let with_gz = |path: &Path| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".gz");
+        PathBuf::from(name)
+    };
+    let mut jobs = Vec::new();
+    for input in inputs {
+        let is_dir = input.as_os_str() != "-"
+            && std::fs::metadata(input)
+                .map_err(|source| GzipError::File {
+                    action: "reading",
+                    path: input.clone(),
+                    source,
+                })?
+                .is_dir();
+        if is_dir {
+            let out_dir = output.ok_or_else(|| GzipError::DirectoryNeedsOutput(input.clone()))?;
+            for file in files_under(input)? {
+                let relative = file.strip_prefix(input).unwrap_or(&file);
+                jobs.push((file.clone(), Some(with_gz(&out_dir.join(relative)))));
+            }
+            continue;
+        }
+        let target = match output {
+            Some(o) if inputs.len() > 1 => {
+                return Err(GzipError::OneOutputForSeveral(o.to_path_buf()));
+            }
+            Some(o) if o.as_os_str() == "-" => None,
+            Some(o) => Some(o.to_path_buf()),
+            None if input.as_os_str() == "-" => None,
+            None => Some(with_gz(input)),
+        };
+        jobs.push((input.clone(), target));
+    }
+    Ok(jobs)
 }
 
 /// Every regular file under `dir`, recursively, sorted: a directory's files, compressed one
@@ -447,6 +498,40 @@ mod tests {
             ours.len(),
             one.len()
         );
+    }
+
+    #[test]
+    fn the_plan_puts_each_input_where_gzip_would() {
+        let dir = std::env::temp_dir().join(format!("conlab-gzip-plan-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("d/sub")).unwrap();
+        std::fs::write(dir.join("a"), "x").unwrap();
+        std::fs::write(dir.join("d/sub/b"), "y").unwrap();
+        let p = |s: &str| dir.join(s);
+        assert_eq!(plan(&[p("a")], None).unwrap(), [(p("a"), Some(p("a.gz")))]);
+        assert_eq!(
+            plan(&[p("a")], Some(Path::new("-"))).unwrap(),
+            [(p("a"), None)]
+        );
+        assert_eq!(plan(&["-".into()], None).unwrap(), [("-".into(), None)]);
+        assert_eq!(
+            plan(&[p("d")], Some(&p("out"))).unwrap(),
+            [(p("d/sub/b"), Some(p("out/sub/b.gz")))]
+        );
+        assert!(matches!(
+            plan(&[p("d")], None),
+            Err(GzipError::DirectoryNeedsOutput(_))
+        ));
+        assert!(matches!(
+            plan(&[p("a"), p("a")], Some(&p("x"))),
+            Err(GzipError::OneOutputForSeveral(_))
+        ));
+        assert!(
+            plan(&[p("missing")], None)
+                .unwrap_err()
+                .to_string()
+                .contains("missing")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -210,8 +210,7 @@ impl<T> Shared<T> {
     /// cost more than a no-op stage.
     fn apply(&self, i: usize, seq: u64, item: T) -> Option<T> {
         let result = match &self.stages[i].work {
-            Work::Func(f) => catch_unwind(AssertUnwindSafe(|| f(seq, item)))
-                .unwrap_or_else(|panic| Err(format!("panicked: {}", panic_message(&panic)))),
+            Work::Func(f) => call(f.as_ref(), seq, item),
             Work::Load(w) => w.run(seq).map(|_| item),
         };
         self.finish(i, seq, result)
@@ -232,6 +231,16 @@ impl<T> Shared<T> {
             }
         }
     }
+}
+
+/// A stage function on one item; a panic is that item's error.
+fn call<T>(
+    f: &(dyn Fn(u64, T) -> Result<T, String> + Send + Sync),
+    seq: u64,
+    item: T,
+) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(|| f(seq, item)))
+        .unwrap_or_else(|panic| Err(format!("panicked: {}", panic_message(&panic))))
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
@@ -593,12 +602,7 @@ impl<T: Send + 'static> Pipeline<T> {
                                     continue;
                                 }
                                 let result = match &shared.stages[i].work {
-                                    Work::Func(f) => {
-                                        catch_unwind(AssertUnwindSafe(|| f(seq, item)))
-                                            .unwrap_or_else(|p| {
-                                                Err(format!("panicked: {}", panic_message(&p)))
-                                            })
-                                    }
+                                    Work::Func(f) => call(f.as_ref(), seq, item),
                                     Work::Load(w) => w.run_async(seq).await.map(|_| item),
                                 };
                                 match shared.finish(i, seq, result) {

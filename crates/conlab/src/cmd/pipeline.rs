@@ -149,12 +149,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     } else {
         Effort::Sleep
     };
-    let flag = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&flag))
-            .context("installing the Ctrl-C handler")?;
-    }
-    let cancel = Cancel::from_flag(flag);
+    let cancel = ctrl_c()?;
     let work = || -> Result<ExitCode> {
         if args.compare {
             let all: Vec<&designs::Design> = designs::DESIGNS.iter().collect();
@@ -207,7 +202,6 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
 
 /// `conlab pipeline gzip`.
 fn run_gzip(args: &GzipArgs) -> Result<ExitCode> {
-    use std::path::PathBuf;
     let block = conlab_run::pipe::parse_size(&args.block)
         .filter(|&b| b >= 32 * 1024)
         .ok_or_else(|| {
@@ -221,54 +215,15 @@ fn run_gzip(args: &GzipArgs) -> Result<ExitCode> {
         workers: args.processes.unwrap_or_else(cores::allowed).max(1),
         block: usize::try_from(block).unwrap_or(usize::MAX),
     };
-    let flag = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&flag))
-            .context("installing the Ctrl-C handler")?;
-    }
-    let cancel = Cancel::from_flag(flag);
-    // (input, output) pairs; `None` output is standard output.
-    let mut jobs: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
-    let several = args.inputs.len() > 1;
-    for input in &args.inputs {
-        let meta = if input.as_os_str() == "-" {
-            None
-        } else {
-            Some(std::fs::metadata(input).with_context(|| format!("reading {}", input.display()))?)
-        };
-        if meta.as_ref().is_some_and(|m| m.is_dir()) {
-            let Some(out_dir) = &args.output else {
-                return Err(usage(format!(
-                    "{}: a directory needs -o OUTDIR (its files go there as FILE.gz)",
-                    input.display()
-                )));
-            };
-            for file in conlab_pipeline::gzip::files_under(input)? {
-                let relative = file.strip_prefix(input).unwrap_or(&file).to_path_buf();
-                let mut out = out_dir.join(relative).into_os_string();
-                out.push(".gz");
-                jobs.push((file, Some(PathBuf::from(out))));
+    let cancel = ctrl_c()?;
+    use conlab_pipeline::gzip::GzipError;
+    let jobs =
+        conlab_pipeline::gzip::plan(&args.inputs, args.output.as_deref()).map_err(|e| match e {
+            GzipError::DirectoryNeedsOutput(_) | GzipError::OneOutputForSeveral(_) => {
+                usage(e.to_string())
             }
-            continue;
-        }
-        let output = match &args.output {
-            Some(o) if several => {
-                return Err(usage(format!(
-                    "-o {}: with several inputs, leave -o out (each INPUT becomes INPUT.gz)",
-                    o.display()
-                )));
-            }
-            Some(o) if o.as_os_str() == "-" => None,
-            Some(o) => Some(o.clone()),
-            None if input.as_os_str() == "-" => None,
-            None => {
-                let mut out = input.clone().into_os_string();
-                out.push(".gz");
-                Some(PathBuf::from(out))
-            }
-        };
-        jobs.push((input.clone(), output));
-    }
+            other => anyhow::Error::new(other),
+        })?;
     let (mut bytes_in, mut bytes_out) = (0u64, 0u64);
     let started = std::time::Instant::now();
     for (input, output) in &jobs {
@@ -329,4 +284,14 @@ fn run_gzip(args: &GzipArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A cancel handle that SIGINT and SIGTERM set: the pipeline drains and stops.
+fn ctrl_c() -> Result<Cancel> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&flag))
+            .context("installing the Ctrl-C handler")?;
+    }
+    Ok(Cancel::from_flag(flag))
 }

@@ -277,6 +277,38 @@ mod tests {
         let long = four.theory_for(1_000_000, u, Effort::Sleep, 2);
         assert!((long / four.theory_per_s(u, Effort::Sleep, 2) - 1.0).abs() < 1e-3);
     }
+
+    #[test]
+    fn compare_runs_one_gopher_first_and_takes_its_unit_for_the_theory_here() {
+        let (four, one) = (find("four-procedures").unwrap(), &DESIGNS[0]);
+        let unit = Duration::from_micros(300);
+        let report = compare(
+            &[four, one],
+            unit,
+            Effort::Sleep,
+            12,
+            crate::Model::Threads,
+            4,
+        )
+        .unwrap();
+        let names: Vec<_> = report.designs.iter().map(|d| d.design.as_str()).collect();
+        assert_eq!(names, ["one-gopher", "four-procedures"]);
+        // A sleep never wakes early, so the unit here is at least the one asked for, and
+        // the theory with it at most the theory asked for.
+        assert!(report.unit_here_ms >= 0.3, "{}", report.unit_here_ms);
+        let here = Duration::from_secs_f64(report.unit_here_ms / 1e3);
+        for d in &report.designs {
+            let design = find(&d.design).unwrap();
+            let expected = design.theory_for(12, here, Effort::Sleep, report.cores);
+            assert!(
+                (d.theory_here_per_s / expected - 1.0).abs() < 1e-6,
+                "{}",
+                d.design
+            );
+            assert!(d.theory_here_per_s <= d.theory_per_s);
+        }
+        assert_eq!(report.designs[0].speedup, 1.0);
+    }
 }
 
 /// The schema id of [`CompareReport`]'s JSON.
@@ -292,8 +324,12 @@ pub struct DesignResult {
     /// Items per second measured.
     pub throughput_per_s: f64,
     /// Items per second queueing theory gives a run of this many items here (cores, work
-    /// kind, and the pipeline's fill at the start).
+    /// kind, and the pipeline's fill at the start), with procedures of the unit asked for.
     pub theory_per_s: f64,
+    /// The same theory with procedures of the unit this machine delivers: one gopher's
+    /// measured procedure time in this run ([`CompareReport::unit_here_ms`]), so that what
+    /// remains of the gap is the pipeline's own cost, not the sleeps' overshoot.
+    pub theory_here_per_s: f64,
     /// Measured over one gopher's measured throughput.
     pub speedup: f64,
     /// The speedup the lecture's argument gives it.
@@ -319,6 +355,9 @@ pub struct CompareReport {
     pub schema: String,
     /// The time of one procedure, in milliseconds.
     pub unit_ms: f64,
+    /// One procedure as one gopher measured it in this run (its busy time per item over
+    /// four), in milliseconds: the unit plus what the sleeps overshoot here.
+    pub unit_here_ms: f64,
     /// `sleep` or `spin`.
     pub effort: String,
     /// Items per design.
@@ -342,12 +381,15 @@ pub fn compare(
 ) -> Result<CompareReport, crate::PipelineError> {
     let cores = crate::cores::allowed();
     let mut designs = Vec::new();
-    let mut one_gopher: Option<f64> = None;
-    let mut rows: Vec<&Design> = which.to_vec();
-    // Speedups are over one gopher measured in the same run.
-    if !rows.iter().any(|d| d.name == "one-gopher") {
-        rows.insert(0, &DESIGNS[0]);
-    }
+    let mut one_gopher: Option<(f64, Duration)> = None;
+    // Speedups are over one gopher measured in the same run, and its procedure time is the
+    // unit of the theory here: it runs first.
+    let mut rows: Vec<&Design> = which
+        .iter()
+        .copied()
+        .filter(|d| d.name != DESIGNS[0].name)
+        .collect();
+    rows.insert(0, &DESIGNS[0]);
     for design in rows {
         let pipeline = crate::Pipeline::new(design.stages(unit, effort)).queue(queue);
         let report = pipeline.run(
@@ -356,19 +398,29 @@ pub fn compare(
             &crate::Cancel::default(),
             |_, ()| {},
         )?;
-        let base = *one_gopher.get_or_insert(report.throughput_per_s);
+        let trip_ms: f64 = report
+            .stages
+            .iter()
+            .map(|s| s.busy_s * 1e3 / s.items.max(1) as f64)
+            .sum();
+        let (base, unit_here) = *one_gopher.get_or_insert_with(|| {
+            // One gopher's trip is four procedures, with nothing shared and nothing to
+            // wait for; a run it could not finish keeps the unit asked for.
+            let here = Duration::from_secs_f64(trip_ms / 4e3);
+            (
+                report.throughput_per_s,
+                if here.is_zero() { unit } else { here },
+            )
+        });
         designs.push(DesignResult {
             design: design.name.into(),
             gophers: design.gophers(),
             throughput_per_s: report.throughput_per_s,
             theory_per_s: design.theory_for(items, unit, effort, cores),
+            theory_here_per_s: design.theory_for(items, unit_here, effort, cores),
             speedup: report.throughput_per_s / base.max(f64::MIN_POSITIVE),
             expected_speedup: design.expected_speedup,
-            trip_ms: report
-                .stages
-                .iter()
-                .map(|s| s.busy_s * 1e3 / s.items.max(1) as f64)
-                .sum(),
+            trip_ms,
             p50_ms: report.latency.p50_ms,
             p99_ms: report.latency.p99_ms,
             bottleneck: report.bottleneck.map(|b| b.stage),
@@ -378,6 +430,7 @@ pub fn compare(
     Ok(CompareReport {
         schema: COMPARE_SCHEMA.into(),
         unit_ms: unit.as_secs_f64() * 1e3,
+        unit_here_ms: one_gopher.map_or(0.0, |(_, here)| here.as_secs_f64() * 1e3),
         effort: match effort {
             Effort::Sleep => "sleep",
             Effort::Spin => "spin",
@@ -388,6 +441,12 @@ pub fn compare(
         cores,
         designs,
     })
+}
+
+/// `measured` as a percentage of `theory`.
+fn share(measured: f64, theory: f64) -> conlab_measure::report::Cell {
+    let ratio = measured / theory;
+    conlab_measure::report::Cell::number(ratio, format!("{:.0}%", 100.0 * ratio))
 }
 
 impl conlab_measure::export::Tabular for CompareReport {
@@ -401,10 +460,8 @@ impl conlab_measure::export::Tabular for CompareReport {
                     Cell::text(d.design.clone()),
                     cells::count(d.gophers as u64),
                     cells::rate(d.throughput_per_s),
-                    Cell::number(
-                        d.throughput_per_s / d.theory_per_s,
-                        format!("{:.0}%", 100.0 * d.throughput_per_s / d.theory_per_s),
-                    ),
+                    share(d.throughput_per_s, d.theory_per_s),
+                    share(d.throughput_per_s, d.theory_here_per_s),
                     Cell::number(d.speedup, format!("{:.2}x", d.speedup)),
                     Cell::number(d.expected_speedup, format!("{:.0}x", d.expected_speedup)),
                     cells::seconds(d.trip_ms / 1e3),
@@ -415,14 +472,16 @@ impl conlab_measure::export::Tabular for CompareReport {
             .collect();
         vec![Table {
             title: Some(format!(
-                "The gophers' designs: {} items each, procedures of {} ms ({}), {} model, {} cores",
-                self.items, self.unit_ms, self.effort, self.model, self.cores
+                "The gophers' designs: {} items each, procedures of {} ms ({}; {:.3} ms as one \
+                 gopher measured them), {} model, {} cores",
+                self.items, self.unit_ms, self.effort, self.unit_here_ms, self.model, self.cores
             )),
             columns: vec![
                 Column::text("design"),
                 Column::number("gophers"),
                 Column::number("items_per_s"),
                 Column::number("of_theory"),
+                Column::number("of_theory_here"),
                 Column::number("speedup"),
                 Column::number("lecture"),
                 Column::number("trip_s"),
@@ -434,7 +493,9 @@ impl conlab_measure::export::Tabular for CompareReport {
                 "speedup: over one gopher, measured in this run; lecture: what the lecture's \
                  argument gives with enough cores (or sleeping gophers); of_theory: measured \
                  over the queueing-theory throughput of a run this long on this machine's \
-                 cores (the first item leaves after one whole trip); trip: one cart's four \
+                 cores (the first item leaves after one whole trip); of_theory_here: the same \
+                 with procedures as long as one gopher's took in this run (the sleeps' \
+                 overshoot taken out: what is left is the pipeline's cost); trip: one cart's four \
                  procedures as measured (four units asked for: more is sleeps waking late, \
                  or gophers waiting for a shared cart, pile or core)."
                     .into(),

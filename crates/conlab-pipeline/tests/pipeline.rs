@@ -197,3 +197,18 @@ fn one_core_still_gives_a_correct_result() {
         (0..200).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn stage_threads_sleep_with_the_least_timer_slack() {
+    // Each stage reports the timer slack of the thread it runs on: 1 ns under both models,
+    // where the process default is 50 us.
+    // SAFETY: PR_GET_TIMERSLACK takes no further argument and returns this thread's slack.
+    let slack = || unsafe { libc::prctl(libc::PR_GET_TIMERSLACK) } as u64;
+    for model in [Model::Threads, Model::Async] {
+        let p = Pipeline::new(vec![Stage::func("read", 2, move |_, _: u64| Ok(slack()))]);
+        let (out, _) = run(&p, 8, model);
+        assert_eq!(out.len(), 8);
+        assert!(out.iter().all(|&(_, s)| s == 1), "{model:?}: {out:?}");
+    }
+    assert_ne!(slack(), 1, "the test's own thread keeps the default");
+}

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, thiserror::Error)]
 pub enum SemaphoreError {
     /// The slot files could not be made or locked.
-    #[error("semaphore {id}: {source}")]
+    #[error("semaphore {id}")]
     Io {
         /// The semaphore's id.
         id: String,

@@ -155,6 +155,40 @@ fn pipeline_gzip_output_is_gzip_that_gunzip_restores() {
     );
     assert_eq!(gunzip(&outdir.join("a.log.gz")), &text[..5000]);
     assert_eq!(gunzip(&outdir.join("sub/b.log.gz")), &text[..70_000]);
+    // Again: the outputs are there, so nothing is done without -f, as gzip refuses them.
+    std::fs::write(tree.join("a.log"), &text[..6000]).unwrap();
+    let again = |force: bool| {
+        let mut args = vec!["pipeline", "gzip", tree.to_str().unwrap(), "-o"];
+        args.push(outdir.to_str().unwrap());
+        if force {
+            args.push("-f");
+        }
+        conlab(&args)
+    };
+    let out = again(false);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already exists; not overwritten"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(gunzip(&outdir.join("a.log.gz")), &text[..5000], "untouched");
+    assert!(again(true).status.success());
+    assert_eq!(
+        gunzip(&outdir.join("a.log.gz")),
+        &text[..6000],
+        "overwritten"
+    );
+    // A device is written to, not replaced by a file.
+    let out = conlab(&[
+        "pipeline",
+        "gzip",
+        tree.join("a.log").to_str().unwrap(),
+        "-o",
+        "/dev/null",
+    ]);
+    assert!(out.status.success());
+    assert!(!std::fs::metadata("/dev/null").unwrap().is_file());
 }
 
 #[test]
@@ -267,4 +301,64 @@ fn pipeline_gzip_errors_name_the_file_and_ctrl_c_leaves_no_partial_output() {
         .collect();
     assert!(!target.exists(), "{left:?}");
     assert!(!left.iter().any(|n| n.contains(".tmp")), "{left:?}");
+}
+
+#[test]
+fn pipeline_gzip_reads_gzip_and_pigz_command_lines_as_they_do() {
+    let dir = common::Scratch::new("pipeline-gzip-flags");
+    let tree = dir.path("d");
+    std::fs::create_dir_all(tree.join("s")).unwrap();
+    std::fs::write(tree.join("x"), "the manuals\n".repeat(1000)).unwrap();
+    std::fs::write(tree.join("s/w"), "the cart\n").unwrap();
+    std::fs::write(tree.join("y.gz"), "not really gzip").unwrap();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let out = conlab(args);
+        (
+            out.status.code(),
+            out.stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // -9 -c: level 9 (XFL 2 in the header) to standard output.
+    let (code, best, err) = run(&["pipeline", "gzip", "-9", "-c", &s(&tree.join("x"))]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(best[8], 2);
+    std::fs::write(dir.path("x9.gz"), &best).unwrap();
+    assert_eq!(
+        gunzip(&dir.path("x9.gz")),
+        "the manuals\n".repeat(1000).as_bytes()
+    );
+    // The last level given counts: -1 after -l 9 is level 1 (XFL 4 in the header).
+    let (_, fast, _) = run(&[
+        "pipeline",
+        "gzip",
+        "-l",
+        "9",
+        "-1",
+        "-c",
+        &s(&tree.join("x")),
+    ]);
+    assert_eq!(fast[8], 4);
+    // -r without -o: each file beside itself, .gz files left alone.
+    let (code, _, err) = run(&["pipeline", "gzip", "-r", "-k", &s(&tree)]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(gunzip(&tree.join("s/w.gz")), b"the cart\n");
+    assert!(tree.join("x.gz").exists() && !tree.join("y.gz.gz").exists());
+    // A named .gz file is refused, as gzip refuses it; -d is refused by name.
+    let (code, _, err) = run(&["pipeline", "gzip", &s(&tree.join("y.gz"))]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("already has the .gz suffix"), "{err}");
+    let (code, _, err) = run(&["pipeline", "gzip", "-d", &s(&tree.join("x.gz"))]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("only compresses"), "{err}");
+    // pigz's -b counts KiB; a block under 32K is refused.
+    let (code, out, err) = run(&["pipeline", "gzip", "-b", "64", "-c", &s(&tree.join("s/w"))]);
+    assert_eq!(code, Some(0), "{err}");
+    let gz = dir.path("w.gz");
+    std::fs::write(&gz, out).unwrap();
+    assert_eq!(gunzip(&gz), b"the cart\n");
+    let (code, _, err) = run(&["pipeline", "gzip", "-b", "16", "-c", &s(&tree.join("x"))]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("a number is KiB"), "{err}");
 }

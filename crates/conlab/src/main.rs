@@ -7,7 +7,7 @@
 
 mod cmd;
 
-use std::io;
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -71,7 +71,8 @@ fn main() -> ExitCode {
             {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("conlab: {err:#}");
+            // A full or closed stderr must not turn the error into a panic.
+            let _ = writeln!(io::stderr(), "conlab: {err:#}");
             ExitCode::from(if is_run {
                 255
             } else if cmd::is_usage(&err) {

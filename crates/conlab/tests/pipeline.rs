@@ -165,8 +165,9 @@ fn pipeline_gzip_output_is_gzip_that_gunzip_restores() {
         }
         conlab(&args)
     };
+    // gzip's status for outputs left alone: 2, a warning.
     let out = again(false);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("already exists; not overwritten"),
         "{}",
@@ -329,11 +330,11 @@ fn pipeline_gzip_reads_gzip_and_pigz_command_lines_as_they_do() {
         gunzip(&dir.path("x9.gz")),
         "the manuals\n".repeat(1000).as_bytes()
     );
-    // The last level given counts: -1 after -l 9 is level 1 (XFL 4 in the header).
+    // The last level given counts: -1 after --level 9 is level 1 (XFL 4 in the header).
     let (_, fast, _) = run(&[
         "pipeline",
         "gzip",
-        "-l",
+        "--level",
         "9",
         "-1",
         "-c",
@@ -345,9 +346,11 @@ fn pipeline_gzip_reads_gzip_and_pigz_command_lines_as_they_do() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(gunzip(&tree.join("s/w.gz")), b"the cart\n");
     assert!(tree.join("x.gz").exists() && !tree.join("y.gz.gz").exists());
-    // A named .gz file is refused, as gzip refuses it; -d is refused by name.
+    // A named .gz file is left alone with a note (gzip's status stays 0); -d is refused by
+    // name.
     let (code, _, err) = run(&["pipeline", "gzip", &s(&tree.join("y.gz"))]);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(0));
+    assert!(!tree.join("y.gz.gz").exists());
     assert!(err.contains("already has the .gz suffix"), "{err}");
     let (code, _, err) = run(&["pipeline", "gzip", "-d", &s(&tree.join("x.gz"))]);
     assert_eq!(code, Some(2));
@@ -361,4 +364,133 @@ fn pipeline_gzip_reads_gzip_and_pigz_command_lines_as_they_do() {
     let (code, _, err) = run(&["pipeline", "gzip", "-b", "16", "-c", &s(&tree.join("x"))]);
     assert_eq!(code, Some(2));
     assert!(err.contains("a number is KiB"), "{err}");
+}
+
+#[test]
+fn pipeline_gzip_ends_as_gzip_ends_on_signals_closed_readers_and_limits() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let dir = common::Scratch::new("pipeline-gzip-ends");
+    let bin = env!("CARGO_BIN_EXE_conlab");
+    let big = dir.path("big");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(8 << 30)
+        .unwrap();
+    // A reader that goes away: SIGPIPE at once, as gzip (not gigabytes compressed for
+    // nobody).
+    let mut child = Command::new(bin)
+        .args(["pipeline", "gzip", "-c", big.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGPIPE), "{status:?}");
+    // SIGTERM while blocked reading a pipe nobody writes: 143 within a second, as gzip.
+    let mut child = Command::new(bin)
+        .args([
+            "pipeline",
+            "gzip",
+            "-o",
+            dir.path("stdin.gz").to_str().unwrap(),
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _writer_kept_open = child.stdin.take();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: kill(2) on the child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let began = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(began.elapsed() < std::time::Duration::from_secs(5));
+    // A file-size limit is a write error that names the file, with nothing left behind.
+    // Incompressible: 1 MiB in, about as much out, over a 100 KiB limit.
+    let mut random = Vec::new();
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .take(1 << 20)
+        .read_to_end(&mut random)
+        .unwrap();
+    std::fs::write(dir.path("random"), &random).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -f 100; exec {bin} pipeline gzip {} -o {}",
+            dir.path("random").display(),
+            dir.path("limited.gz").display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("writing"),
+        "{out:?}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        !left
+            .iter()
+            .any(|n| n.contains("limited") || n.contains("tmp")),
+        "{left:?}"
+    );
+}
+
+#[test]
+fn pipeline_gzip_keeps_modes_refuses_links_and_reads_standard_input_by_default() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = common::Scratch::new("pipeline-gzip-keeps");
+    let secret = dir.path("secret");
+    std::fs::write(&secret, "the pile\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link = dir.path("link");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    let out = conlab(&[
+        "pipeline",
+        "gzip",
+        secret.to_str().unwrap(),
+        link.to_str().unwrap(),
+    ]);
+    // The link is named and left out (an error: 1); the file is compressed, mode kept.
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a symbolic link"));
+    let mode = std::fs::metadata(dir.path("secret.gz"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(!dir.path("link.gz").exists());
+    // No INPUT: standard input to standard output, as gzip.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_conlab"))
+        .args(["pipeline", "gzip"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"from stdin\n")
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    std::fs::write(dir.path("stdin.gz"), &out.stdout).unwrap();
+    assert_eq!(gunzip(&dir.path("stdin.gz")), b"from stdin\n");
 }

@@ -1,6 +1,7 @@
 //! The subcommands, one module each.
 
 pub(crate) mod bench;
+pub(crate) mod gzip;
 pub(crate) mod load;
 mod output;
 pub(crate) mod pipeline;

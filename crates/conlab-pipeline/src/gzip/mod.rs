@@ -4,15 +4,23 @@
 //! sink writes them in input order behind one gzip header, then the CRC-32 (combined from
 //! the blocks' own) and the length. Every block but the last ends with a sync flush, which
 //! byte-aligns it, so the blocks concatenate into one valid deflate stream that `gunzip`
-//! restores byte for byte. The permits of an ordered pipeline are the bounded pool of
-//! buffers: at most a few dozen blocks are in memory, whatever the input's size. Several
-//! inputs (a directory's files) are one stream of blocks through the same pipeline, each
-//! file its own gzip member in its own output.
+//! restores byte for byte; a block that deflate would make larger is stored instead. The
+//! permits of an ordered pipeline are the bounded pool of buffers: at most a few dozen
+//! blocks are in memory, whatever the input's size. Several inputs (a directory's files)
+//! are one stream of blocks through the same pipeline, each file its own gzip member in its
+//! own output; one that cannot be read is reported and the others go on, as with gzip.
+//! [`plan`] decides what goes where; [`files`] writes the outputs.
+
+mod files;
+mod plan;
+
+pub use files::Unfinished;
+pub use plan::{Job, Plan, files_under, plan};
 
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 
@@ -23,11 +31,15 @@ use crate::{Cancel, Model, Pipeline, Report, Stage};
 pub struct GzipOptions {
     /// 0 (store) to 9 (smallest); gzip's default is 6.
     pub level: u32,
-    /// Compressing workers.
+    /// Compressing workers (at most [`MAX_WORKERS`] are started).
     pub workers: usize,
     /// Bytes per block.
     pub block: usize,
 }
+
+/// The most compressors started: more than a few per core only queue for the cores, and a
+/// thread each for pigz's `-p 65535` would not start at all.
+pub const MAX_WORKERS: usize = 256;
 
 impl Default for GzipOptions {
     fn default() -> Self {
@@ -40,17 +52,20 @@ impl Default for GzipOptions {
 }
 
 /// What compressing did.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct GzipSummary {
     /// Bytes read.
     pub bytes_in: u64,
-    /// Bytes written (header and trailer included).
+    /// Bytes written (headers and trailers included).
     pub bytes_out: u64,
     /// The pipeline's figures: read, compress, in-order write.
     pub report: Report,
+    /// The inputs that could not be compressed, in order (their outputs were removed); the
+    /// others were.
+    pub failures: Vec<GzipError>,
 }
 
-/// Why compressing stopped.
+/// Why compressing stopped, or why one input was left out.
 #[derive(Debug, thiserror::Error)]
 pub enum GzipError {
     /// The input could not be read.
@@ -75,16 +90,29 @@ pub enum GzipError {
     /// A file named to compress that is compressed already, by its name.
     #[error("{} already has the .gz suffix; not compressed (-f compresses it to FILE.gz.gz)", .0.display())]
     HasGzSuffix(PathBuf),
+    /// A symbolic link, without `-f`.
+    #[error("{} is a symbolic link; not compressed (-f follows it)", .0.display())]
+    SymbolicLink(PathBuf),
+    /// A symbolic link to a directory, under a directory: never followed (it could loop).
+    #[error("{} is a symbolic link to a directory; not followed", .0.display())]
+    LinkedDirectory(PathBuf),
     /// An output is already there, and overwriting was not asked for.
     #[error("{} already exists; not overwritten (-f overwrites)", .0.display())]
     Exists(PathBuf),
+    /// An output that is its own input.
+    #[error("{} is its own input; not compressed", .0.display())]
+    SameFile(PathBuf),
+    /// Standard input into an output directory.
+    #[error("standard input has no name to put in an output directory; give -o FILE")]
+    StdinHasNoName,
     /// One output named for several inputs.
-    #[error("-o {}: with several inputs, leave -o out (each INPUT becomes INPUT.gz)", .0.display())]
+    #[error("-o {}: with several inputs, leave -o out (each INPUT becomes INPUT.gz) or name a directory (-o DIR/)", .0.display())]
     OneOutputForSeveral(PathBuf),
-    /// A file or directory could not be created, listed or renamed.
+    /// A file or directory could not be read, created, listed or renamed.
     #[error("{action} {}", path.display())]
     File {
-        /// What was being done: `reading`, `writing`, `creating`, `listing`, `renaming to`.
+        /// What was being done: `reading`, `writing`, `creating`, `opening`, `listing`,
+        /// `renaming to`.
         action: &'static str,
         /// The path.
         path: PathBuf,
@@ -93,97 +121,17 @@ pub enum GzipError {
     },
 }
 
-/// What to compress into what: `-` is standard input, and an output of `None` standard
-/// output.
-pub type Job = (PathBuf, Option<PathBuf>);
-
-/// The jobs for `inputs` and an optional `-o`, as gzip plans them: each file to `FILE.gz`
-/// beside it (or to `-o` when it is the only input); `-o -` sends everything to standard
-/// output, one member after the other (gzip's `-c`); standard input goes to standard output
-/// unless `-o` names a file; each file under a directory goes to `OUTDIR/RELATIVE.gz`, or
-/// beside itself without `-o` (gzip's `-r`), and files already ending in `.gz` there are
-/// left alone, as gzip -r leaves them. A file named with a `.gz` suffix is refused unless
-/// `force` (then it becomes `FILE.gz.gz`), and so is a regular file already under an output's
-/// name; a device (`-o /dev/null`) is written to.
-pub fn plan(inputs: &[PathBuf], output: Option<&Path>, force: bool) -> Result<Vec<Job>, GzipError> {
-    let with_gz = |path: &Path| {
-        let mut name = path.as_os_str().to_owned();
-        name.push(".gz");
-        PathBuf::from(name)
-    };
-    let is_gz = |path: &Path| path.extension().is_some_and(|e| e == "gz");
-    let to_stdout = output.is_some_and(|o| o.as_os_str() == "-");
-    let mut jobs = Vec::new();
-    for input in inputs {
-        let is_dir = input.as_os_str() != "-"
-            && std::fs::metadata(input)
-                .map_err(|source| GzipError::File {
-                    action: "reading",
-                    path: input.clone(),
-                    source,
-                })?
-                .is_dir();
-        if is_dir {
-            for file in files_under(input)? {
-                let target = match output {
-                    _ if to_stdout => None,
-                    _ if is_gz(&file) => continue,
-                    Some(out_dir) => {
-                        let relative = file.strip_prefix(input).unwrap_or(&file);
-                        Some(with_gz(&out_dir.join(relative)))
-                    }
-                    None => Some(with_gz(&file)),
-                };
-                jobs.push((file, target));
-            }
-            continue;
-        }
-        let target = match output {
-            _ if to_stdout => None,
-            Some(o) if inputs.len() > 1 => {
-                return Err(GzipError::OneOutputForSeveral(o.to_path_buf()));
-            }
-            Some(o) => Some(o.to_path_buf()),
-            None if input.as_os_str() == "-" => None,
-            None if is_gz(input) && !force => return Err(GzipError::HasGzSuffix(input.clone())),
-            None => Some(with_gz(input)),
-        };
-        jobs.push((input.clone(), target));
-    }
-    if !force
-        && let Some(path) = jobs
-            .iter()
-            .filter_map(|(_, out)| out.as_ref())
-            .find(|out| std::fs::metadata(out).is_ok_and(|m| m.is_file()))
-    {
-        return Err(GzipError::Exists(path.clone()));
-    }
-    Ok(jobs)
-}
-
-/// Every regular file under `dir`, recursively, sorted: a directory's files, compressed one
-/// after the other.
-pub fn files_under(dir: &Path) -> Result<Vec<PathBuf>, GzipError> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let listing = |source| GzipError::File {
-            action: "listing",
-            path: d.clone(),
-            source,
-        };
-        for entry in std::fs::read_dir(&d).map_err(listing)? {
-            let entry = entry.map_err(listing)?;
-            let kind = entry.file_type().map_err(listing)?;
-            if kind.is_dir() {
-                stack.push(entry.path());
-            } else if kind.is_file() {
-                out.push(entry.path());
-            }
+impl GzipError {
+    /// gzip's exit status for an input left out this way: 2 (a warning) for an output
+    /// already there or a link to a directory, 0 for a name that ends in `.gz` (gzip only
+    /// notes it), 1 for the rest.
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            GzipError::Exists(_) | GzipError::LinkedDirectory(_) => 2,
+            GzipError::HasGzSuffix(_) => 0,
+            _ => 1,
         }
     }
-    out.sort();
-    Ok(out)
 }
 
 /// The window deflate may refer back to: the dictionary each block starts with.
@@ -198,6 +146,8 @@ struct Block {
     dictionary: Vec<u8>,
     first: bool,
     last: bool,
+    /// The input failed here: the member is abandoned (the block carries no data).
+    fault: Option<Fault>,
     deflated: Vec<u8>,
     crc: Crc,
 }
@@ -231,49 +181,53 @@ pub fn compress(
         std::iter::once(Ok(input)),
         &mut One(Some(output)),
         |_, e| GzipError::Read(e),
+        false,
         options,
         cancel,
     )
 }
 
-/// Compresses each job's input into its output (a file, written under a temporary name
-/// beside it, `.NAME.conlab-PID.tmp`, and renamed when complete; or standard output) as one
-/// stream through one pipeline: the compressors go on from one file's blocks to the next
-/// file's without draining, and files smaller than a block are compressed side by side, so
-/// a directory of many small files keeps every worker busy. Each file is its own gzip
-/// member and its own file, as `gzip -r` makes them. A failure or a cancel removes the file
-/// being written; the files finished before it stay, as gzip leaves them.
+/// Compresses each job's input into its output as one stream through one pipeline: the
+/// compressors go on from one file's blocks to the next file's without draining, and files
+/// smaller than a block are compressed side by side, so a directory of many small files
+/// keeps every worker busy. Each file is its own gzip member and its own file (see
+/// [`files`]: a temporary name, the input's permissions and times, never replacing an
+/// output without `force`). An input that cannot be read, or an output that cannot be
+/// made, is a failure of that file alone ([`GzipSummary::failures`]), as with gzip; a write
+/// that fails (a full disk) stops the run. `unfinished` lets a signal handler remove the
+/// file being written before it exits.
 pub fn compress_jobs(
     jobs: &[Job],
+    force: bool,
     options: GzipOptions,
     cancel: &Cancel,
+    unfinished: &Unfinished,
 ) -> Result<GzipSummary, GzipError> {
     let inputs = jobs
         .iter()
-        .map(|(input, _)| -> Result<Box<dyn Read + Send>, GzipError> {
-            if input.as_os_str() == "-" {
+        .map(|job| -> Result<Box<dyn Read + Send>, GzipError> {
+            if job.input.as_os_str() == "-" {
                 return Ok(Box::new(io::stdin()));
             }
-            std::fs::File::open(input)
+            std::fs::File::open(&job.input)
                 .map(|f| Box::new(f) as Box<dyn Read + Send>)
                 .map_err(|source| GzipError::File {
                     action: "reading",
-                    path: input.clone(),
+                    path: job.input.clone(),
                     source,
                 })
         });
     let read_error = |member: usize, source| GzipError::File {
         action: "reading",
-        path: jobs[member].0.clone(),
+        path: jobs[member].input.clone(),
         source,
     };
-    compress_members(
-        inputs,
-        &mut Files { jobs, temp: None },
-        read_error,
-        options,
-        cancel,
-    )
+    let mut files = files::Files {
+        jobs,
+        force,
+        unfinished: unfinished.clone(),
+    };
+    compress_members(inputs, &mut files, read_error, true, options, cancel)
 }
 
 /// Where each member's compressed bytes go.
@@ -289,107 +243,21 @@ trait Members {
     fn write_error(&self, i: usize, e: io::Error) -> GzipError;
 }
 
-/// The members of [`compress_jobs`]: files under temporary names, or standard output.
-struct Files<'a> {
-    jobs: &'a [Job],
-    /// The temporary name of the file being written, and the name it gets when complete.
-    temp: Option<(PathBuf, PathBuf)>,
-}
-
-impl Members for Files<'_> {
-    type Out = Box<dyn Write + Send>;
-
-    fn open(&mut self, i: usize) -> Result<Self::Out, GzipError> {
-        let Some(path) = &self.jobs[i].1 else {
-            return Ok(Box::new(io::BufWriter::with_capacity(
-                1 << 20,
-                io::stdout(),
-            )));
-        };
-        let file_error = |action, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| GzipError::File {
-                action,
-                path,
-                source,
-            }
-        };
-        // A device or a pipe (`-o /dev/null`) is written as it is: a rename would put a
-        // regular file in its place. A symbolic link is followed, so the file it names is
-        // replaced, not the link.
-        let mut path = path.clone();
-        if let Ok(meta) = std::fs::metadata(&path) {
-            if !meta.is_file() {
-                let device = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(file_error("opening", &path))?;
-                return Ok(Box::new(io::BufWriter::with_capacity(1 << 20, device)));
-            }
-            path = std::fs::canonicalize(&path).map_err(file_error("resolving", &path))?;
-        }
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(file_error("creating", dir))?;
-        }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let temp = path.with_file_name(format!(".{name}.conlab-{}.tmp", std::process::id()));
-        let file = std::fs::File::create(&temp).map_err(file_error("creating", &temp))?;
-        self.temp = Some((temp, path));
-        Ok(Box::new(io::BufWriter::with_capacity(1 << 20, file)))
-    }
-
-    fn close(&mut self, i: usize, mut out: Self::Out) -> Result<(), GzipError> {
-        let flushed = out.flush();
-        drop(out);
-        let temp = self.temp.take();
-        let result = flushed
-            .map_err(|e| self.write_error(i, e))
-            .and_then(|()| match &temp {
-                Some((temp, path)) => {
-                    std::fs::rename(temp, path).map_err(|source| GzipError::File {
-                        action: "renaming to",
-                        path: path.clone(),
-                        source,
-                    })
-                }
-                None => Ok(()),
-            });
-        if result.is_err()
-            && let Some((temp, _)) = temp
-        {
-            let _ = std::fs::remove_file(temp);
-        }
-        result
-    }
-
-    fn abandon(&mut self, i: usize, out: Self::Out) -> Option<PathBuf> {
-        drop(out);
-        let (temp, _) = self.temp.take()?;
-        let _ = std::fs::remove_file(temp);
-        self.jobs[i].1.clone()
-    }
-
-    fn write_error(&self, i: usize, source: io::Error) -> GzipError {
-        match &self.jobs[i].1 {
-            Some(path) => GzipError::File {
-                action: "writing",
-                path: path.clone(),
-                source,
-            },
-            None => GzipError::Write(source),
-        }
-    }
+/// What went wrong in the sink: one member's output (`keep_going` goes on to the next), or
+/// everything (a write that failed).
+enum SinkError {
+    Member(GzipError),
+    Fatal(GzipError),
 }
 
 /// The engine: every input's blocks through one ordered pipeline of compressors, each
-/// member written behind its own header and closed by its own CRC-32 and length.
+/// member written behind its own header and closed by its own CRC-32 and length. With
+/// `keep_going`, a member that fails is abandoned and the run goes on to the next.
 fn compress_members<R, M>(
     inputs: impl Iterator<Item = Result<R, GzipError>> + Send,
     members: &mut M,
-    read_error: impl Fn(usize, io::Error) -> GzipError,
+    read_error: impl Fn(usize, io::Error) -> GzipError + Send + Sync,
+    keep_going: bool,
     options: GzipOptions,
     cancel: &Cancel,
 ) -> Result<GzipSummary, GzipError>
@@ -402,28 +270,27 @@ where
         return Err(GzipError::Level(options.level));
     }
     let level = options.level;
-    let fault: Arc<Mutex<Option<Fault>>> = Arc::default();
+    let workers = options.workers.clamp(1, MAX_WORKERS);
     let bytes_in = Arc::new(AtomicU64::new(0));
     let blocks = Blocks {
         inputs,
         input: None,
         opened: 0,
         member: 0,
+        at_first: false,
         size: options.block.max(1024),
         next: None,
         previous_tail: Vec::new(),
         done: false,
-        fault: Arc::clone(&fault),
         read: Arc::clone(&bytes_in),
     };
-    let stage = Stage::func(
-        "compress",
-        options.workers.max(1),
-        move |_, block: Block| deflate(block, level),
-    );
-    let pipeline = Pipeline::new(vec![stage])
-        .ordered(true)
-        .queue(options.workers.max(1) * 2);
+    let stage = Stage::func("compress", workers, move |_, block: Block| {
+        if block.fault.is_some() {
+            return Ok(block);
+        }
+        deflate(block, level)
+    });
+    let pipeline = Pipeline::new(vec![stage]).ordered(true).queue(workers * 2);
     // gzip's header: magic, deflate, no flags, no time, extra flags, OS = Unix.
     let xfl = match level {
         9 => 2,
@@ -431,29 +298,44 @@ where
         _ => 0,
     };
     let header = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 3];
-    let mut sink_error: Option<GzipError> = None;
+    let mut fatal: Option<GzipError> = None;
+    let mut failures = Vec::new();
     let mut bytes_out = 0u64;
     // The member being written: its index, output and CRC so far.
     let mut open: Option<(usize, M::Out, Crc)> = None;
-    let report = pipeline.run(blocks, Model::Threads, cancel, |_, block: Block| {
-        if sink_error.is_some() {
+    // A member whose output failed: the rest of its blocks are dropped.
+    let mut skipping: Option<usize> = None;
+    let report = pipeline.run(blocks, Model::Threads, cancel, |_, mut block: Block| {
+        if fatal.is_some() {
             return;
         }
-        let step = (|| -> Result<(), GzipError> {
+        if skipping == Some(block.member) {
+            if block.last {
+                skipping = None;
+            }
+            return;
+        }
+        let step = (|| -> Result<(), SinkError> {
+            if let Some(fault) = block.fault.take() {
+                return Err(SinkError::Member(match fault {
+                    Fault::Open(e) => e,
+                    Fault::Read(e) => read_error(block.member, e),
+                }));
+            }
             if block.first {
-                let mut out = members.open(block.member)?;
+                let mut out = members.open(block.member).map_err(SinkError::Member)?;
                 out.write_all(&header)
-                    .map_err(|e| members.write_error(block.member, e))?;
+                    .map_err(|e| SinkError::Fatal(members.write_error(block.member, e)))?;
                 bytes_out += header.len() as u64;
                 open = Some((block.member, out, Crc::new()));
             }
             let Some((i, out, crc)) = open.as_mut() else {
-                return Err(GzipError::Compress(
+                return Err(SinkError::Fatal(GzipError::Compress(
                     "a block before its member's first".into(),
-                ));
+                )));
             };
             out.write_all(&block.deflated)
-                .map_err(|e| members.write_error(*i, e))?;
+                .map_err(|e| SinkError::Fatal(members.write_error(*i, e)))?;
             bytes_out += block.deflated.len() as u64;
             crc.combine(&block.crc);
             if block.last {
@@ -463,26 +345,39 @@ where
                 trailer[4..].copy_from_slice(&crc.amount().to_le_bytes());
                 if let Err(e) = out.write_all(&trailer) {
                     open = Some((i, out, crc));
-                    return Err(members.write_error(i, e));
+                    return Err(SinkError::Fatal(members.write_error(i, e)));
                 }
                 bytes_out += 8;
-                members.close(i, out)?;
+                members.close(i, out).map_err(|e| match e {
+                    GzipError::File {
+                        action: "writing", ..
+                    }
+                    | GzipError::Write(_) => SinkError::Fatal(e),
+                    other => SinkError::Member(other),
+                })?;
             }
             Ok(())
         })();
-        if let Err(e) = step {
-            sink_error = Some(e);
-            cancel.cancel();
+        match step {
+            Ok(()) => {}
+            Err(SinkError::Member(e)) if keep_going && !matches!(e, GzipError::Cancelled(_)) => {
+                if let Some((i, out, _)) = open.take() {
+                    members.abandon(i, out);
+                }
+                if !block.last {
+                    skipping = Some(block.member);
+                }
+                failures.push(e);
+            }
+            Err(SinkError::Member(e) | SinkError::Fatal(e)) => {
+                fatal = Some(e);
+                cancel.cancel();
+            }
         }
     })?;
     let unfinished = open.take().and_then(|(i, out, _)| members.abandon(i, out));
-    if let Some(e) = sink_error {
+    if let Some(e) = fatal {
         return Err(e);
-    }
-    match fault.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        Some(Fault::Open(e)) => return Err(e),
-        Some(Fault::Read(i, e)) => return Err(read_error(i, e)),
-        None => {}
     }
     if let Some(failure) = &report.failure {
         return Err(GzipError::Compress(failure.to_string()));
@@ -494,11 +389,13 @@ where
         bytes_in: bytes_in.load(Ordering::Relaxed),
         bytes_out,
         report,
+        failures,
     })
 }
 
 /// Deflates one block: raw deflate primed with the dictionary, ended with a sync flush (or,
-/// for the last block, the stream's end).
+/// for the last block, the stream's end). When that would be larger than the block itself
+/// (incompressible data, where zlib-rs's fastest level adds 5%), the block is stored.
 fn deflate(mut block: Block, level: u32) -> Result<Block, String> {
     let mut z = Compress::new(Compression::new(level), false);
     if !block.dictionary.is_empty() {
@@ -532,6 +429,9 @@ fn deflate(mut block: Block, level: u32) -> Result<Block, String> {
             return Err("deflate made no progress".into());
         }
     }
+    if out.len() > stored_len(block.data.len()) {
+        out = stored(&block.data, block.last);
+    }
     let mut crc = Crc::new();
     crc.update(&block.data);
     block.crc = crc;
@@ -541,17 +441,46 @@ fn deflate(mut block: Block, level: u32) -> Result<Block, String> {
     Ok(block)
 }
 
-/// What stopped the reader.
+/// The most bytes a stored block may carry (RFC 1951, 3.2.4).
+const STORED_MAX: usize = 65_535;
+
+/// The length of `len` bytes as stored deflate blocks.
+fn stored_len(len: usize) -> usize {
+    len + 5 * len.div_ceil(STORED_MAX).max(1)
+}
+
+/// `data` as stored deflate blocks, starting on a byte boundary (every block before ends
+/// with a sync flush, which aligns it) and ending on one; the last is final when `last`.
+fn stored(data: &[u8], last: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(stored_len(data.len()));
+    let mut chunks: Vec<&[u8]> = data.chunks(STORED_MAX).collect();
+    if chunks.is_empty() {
+        chunks.push(&[]);
+    }
+    let n = chunks.len();
+    for (k, chunk) in chunks.into_iter().enumerate() {
+        // BFINAL, BTYPE 00, and five bits of padding to the byte's end.
+        out.push(u8::from(last && k + 1 == n));
+        let len = chunk.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out
+}
+
+/// What stopped the reader on one input.
 enum Fault {
-    /// An input could not be opened (the error names it).
+    /// The input could not be opened (the error names it).
     Open(GzipError),
-    /// Member `i`'s input failed mid-read.
-    Read(usize, io::Error),
+    /// The input failed mid-read.
+    Read(io::Error),
 }
 
 /// The reader: the inputs one after the other, each cut into blocks that know whether they
 /// are their member's first or last (one block of read-ahead) and carry the end of the block
-/// before as their dictionary. Inputs are opened one at a time, when the one before ends.
+/// before as their dictionary. Inputs are opened one at a time, when the one before ends;
+/// one that fails becomes a block carrying the fault, in its place in the order.
 struct Blocks<I, R> {
     inputs: I,
     /// The input being read, `None` between inputs.
@@ -560,23 +489,21 @@ struct Blocks<I, R> {
     opened: usize,
     /// The member the input being read belongs to.
     member: usize,
+    /// The next block is its member's first.
+    at_first: bool,
     size: usize,
     next: Option<Vec<u8>>,
     previous_tail: Vec<u8>,
     done: bool,
-    fault: Arc<Mutex<Option<Fault>>>,
     read: Arc<AtomicU64>,
 }
 
 impl<I, R: Read> Blocks<I, R> {
-    fn fail(&mut self, fault: Fault) {
-        *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = Some(fault);
-        self.done = true;
-    }
-
-    /// Reads up to one block; `None` at the end of the input or on an error (kept).
-    fn read_block(&mut self) -> Option<Vec<u8>> {
-        let input = self.input.as_mut()?;
+    /// Reads up to one block; `None` at the end of the input.
+    fn read_block(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let Some(input) = self.input.as_mut() else {
+            return Ok(None);
+        };
         let mut buf = vec![0u8; self.size];
         let mut filled = 0;
         while filled < buf.len() {
@@ -584,18 +511,32 @@ impl<I, R: Read> Blocks<I, R> {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.fail(Fault::Read(self.member, e));
-                    return None;
-                }
+                Err(e) => return Err(e),
             }
         }
         if filled == 0 {
-            return None;
+            return Ok(None);
         }
         buf.truncate(filled);
         self.read.fetch_add(filled as u64, Ordering::Relaxed);
-        Some(buf)
+        Ok(Some(buf))
+    }
+
+    /// The block that ends member `member` with `fault`.
+    fn failed(&mut self, fault: Fault) -> Block {
+        self.input = None;
+        self.next = None;
+        let first = std::mem::take(&mut self.at_first);
+        Block {
+            member: self.member,
+            data: Vec::new(),
+            dictionary: Vec::new(),
+            first,
+            last: true,
+            fault: Some(fault),
+            deflated: Vec::new(),
+            crc: Crc::new(),
+        }
     }
 }
 
@@ -610,33 +551,32 @@ where
         if self.done {
             return None;
         }
-        let first = self.input.is_none();
-        if first {
-            match self.inputs.next() {
+        if self.input.is_none() {
+            let opened = self.inputs.next();
+            self.member = self.opened;
+            self.opened += 1;
+            self.at_first = true;
+            self.previous_tail.clear();
+            match opened {
                 None => {
                     self.done = true;
                     return None;
                 }
-                Some(Err(e)) => {
-                    self.fail(Fault::Open(e));
-                    return None;
-                }
+                Some(Err(e)) => return Some(self.failed(Fault::Open(e))),
                 Some(Ok(input)) => {
                     self.input = Some(input);
-                    self.member = self.opened;
-                    self.opened += 1;
-                    self.previous_tail.clear();
-                    self.next = self.read_block();
+                    match self.read_block() {
+                        Ok(block) => self.next = block,
+                        Err(e) => return Some(self.failed(Fault::Read(e))),
+                    }
                 }
             }
         }
         // An empty input is one empty last block: gzip's empty member.
         let current = self.next.take().unwrap_or_default();
-        if !self.done {
-            self.next = self.read_block();
-        }
-        if self.done {
-            return None;
+        match self.read_block() {
+            Ok(block) => self.next = block,
+            Err(e) => return Some(self.failed(Fault::Read(e))),
         }
         let last = self.next.is_none();
         if last {
@@ -649,8 +589,9 @@ where
             member: self.member,
             data: current,
             dictionary,
-            first,
+            first: std::mem::take(&mut self.at_first),
             last,
+            fault: None,
             deflated: Vec::new(),
             crc: Crc::new(),
         })
@@ -735,77 +676,7 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_plan_puts_each_input_where_gzip_would() {
-        let dir = std::env::temp_dir().join(format!("conlab-gzip-plan-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("d/sub")).unwrap();
-        std::fs::write(dir.join("a"), "x").unwrap();
-        std::fs::write(dir.join("d/sub/b"), "y").unwrap();
-        let p = |s: &str| dir.join(s);
-        assert_eq!(
-            plan(&[p("a")], None, false).unwrap(),
-            [(p("a"), Some(p("a.gz")))]
-        );
-        assert_eq!(
-            plan(&[p("a")], Some(Path::new("-")), false).unwrap(),
-            [(p("a"), None)]
-        );
-        assert_eq!(
-            plan(&["-".into()], None, false).unwrap(),
-            [("-".into(), None)]
-        );
-        assert_eq!(
-            plan(&[p("d")], Some(&p("out")), false).unwrap(),
-            [(p("d/sub/b"), Some(p("out/sub/b.gz")))]
-        );
-        // Without -o a directory's files go beside themselves, leaving .gz files alone (gzip
-        // -r); with -o - everything goes to standard output, .gz files too (gzip -rc).
-        std::fs::write(dir.join("d/sub/c.gz"), "z").unwrap();
-        assert_eq!(
-            plan(&[p("d")], None, false).unwrap(),
-            [(p("d/sub/b"), Some(p("d/sub/b.gz")))]
-        );
-        assert_eq!(
-            plan(&[p("d"), p("a")], Some(Path::new("-")), false).unwrap(),
-            [
-                (p("d/sub/b"), None),
-                (p("d/sub/c.gz"), None),
-                (p("a"), None)
-            ]
-        );
-        assert!(matches!(
-            plan(&[p("d/sub/c.gz")], None, false),
-            Err(GzipError::HasGzSuffix(_))
-        ));
-        assert_eq!(
-            plan(&[p("d/sub/c.gz")], None, true).unwrap(),
-            [(p("d/sub/c.gz"), Some(p("d/sub/c.gz.gz")))]
-        );
-        assert!(matches!(
-            plan(&[p("a"), p("a")], Some(&p("x")), false),
-            Err(GzipError::OneOutputForSeveral(_))
-        ));
-        assert!(
-            plan(&[p("missing")], None, false)
-                .unwrap_err()
-                .to_string()
-                .contains("missing")
-        );
-        // An output already there is refused unless forced; a device is written to.
-        std::fs::write(dir.join("a.gz"), "old").unwrap();
-        assert!(matches!(
-            plan(&[p("a")], None, false),
-            Err(GzipError::Exists(e)) if e == p("a.gz")
-        ));
-        assert_eq!(plan(&[p("a")], None, true).unwrap().len(), 1);
-        assert_eq!(
-            plan(&[p("a")], Some(Path::new("/dev/null")), false).unwrap(),
-            [(p("a"), Some("/dev/null".into()))]
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    fn gunzip(path: &Path) -> Vec<u8> {
+    fn gunzip(path: &std::path::Path) -> Vec<u8> {
         let mut back = Vec::new();
         GzDecoder::new(std::fs::File::open(path).unwrap())
             .read_to_end(&mut back)
@@ -813,10 +684,34 @@ mod tests {
         back
     }
 
+    fn job(input: PathBuf, output: PathBuf) -> Job {
+        Job {
+            input,
+            output: Some(output),
+            make_dirs: true,
+        }
+    }
+
+    fn run(jobs: &[Job], force: bool) -> Result<GzipSummary, GzipError> {
+        compress_jobs(
+            jobs,
+            force,
+            GzipOptions::default(),
+            &Cancel::default(),
+            &Unfinished::default(),
+        )
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("conlab-gzip-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     #[test]
     fn many_files_go_through_one_stream_each_to_its_own_member() {
-        let dir = std::env::temp_dir().join(format!("conlab-gzip-jobs-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = scratch("jobs");
         std::fs::create_dir_all(dir.join("in")).unwrap();
         // Sizes around the block (1 KiB here), an empty file, and one of many blocks.
         let sizes = [0usize, 1, 1023, 1024, 1025, 5000, 100, 0, 40_000];
@@ -825,23 +720,27 @@ mod tests {
             let data: Vec<u8> = (0..len).map(|j| (j * 7 + i) as u8 % 61 + 32).collect();
             let input = dir.join(format!("in/{i}"));
             std::fs::write(&input, &data).unwrap();
-            jobs.push((input, Some(dir.join(format!("out/{i}.gz")))));
+            jobs.push(job(input, dir.join(format!("out/{i}.gz"))));
         }
         let options = GzipOptions {
             level: 6,
             workers: 3,
             block: 1024,
         };
-        let summary = compress_jobs(&jobs, options, &Cancel::default()).unwrap();
+        let summary = compress_jobs(
+            &jobs,
+            false,
+            options,
+            &Cancel::default(),
+            &Unfinished::default(),
+        )
+        .unwrap();
+        assert!(summary.failures.is_empty());
         let mut total_out = 0;
-        for (input, output) in &jobs {
-            let output = output.as_ref().unwrap();
-            assert_eq!(
-                gunzip(output),
-                std::fs::read(input).unwrap(),
-                "{}",
-                input.display()
-            );
+        for job in &jobs {
+            let output = job.output.as_ref().unwrap();
+            let input = std::fs::read(&job.input).unwrap();
+            assert_eq!(gunzip(output), input, "{}", job.input.display());
             total_out += std::fs::metadata(output).unwrap().len();
         }
         assert_eq!(summary.bytes_in, sizes.iter().sum::<usize>() as u64);
@@ -856,30 +755,62 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_input_mid_stream_is_named_and_its_output_never_appears() {
-        let dir = std::env::temp_dir().join(format!("conlab-gzip-miss-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+    fn an_input_that_fails_is_that_files_failure_and_the_others_go_on() {
+        let dir = scratch("miss");
         std::fs::write(dir.join("a"), "first").unwrap();
-        let jobs = vec![
-            (dir.join("a"), Some(dir.join("a.gz"))),
-            (dir.join("gone"), Some(dir.join("gone.gz"))),
+        std::fs::write(dir.join("c"), "third").unwrap();
+        let jobs = [
+            job(dir.join("a"), dir.join("a.gz")),
+            job(dir.join("gone"), dir.join("gone.gz")),
+            // A directory opens but fails at its first read.
+            job(dir.clone(), dir.join("dir.gz")),
+            job(dir.join("c"), dir.join("c.gz")),
         ];
-        let e = compress_jobs(&jobs, GzipOptions::default(), &Cancel::default()).unwrap_err();
-        assert!(
-            matches!(&e, GzipError::File { action: "reading", path, .. } if *path == dir.join("gone")),
-            "{e}"
-        );
+        let summary = run(&jobs, false).unwrap();
+        let failed: Vec<_> = summary.failures.iter().map(|e| e.to_string()).collect();
+        assert_eq!(failed.len(), 2, "{failed:?}");
+        assert!(failed[0].contains("gone") && failed[1].contains(dir.to_str().unwrap()));
         assert_eq!(gunzip(&dir.join("a.gz")), b"first");
-        assert!(!dir.join("gone.gz").exists());
+        assert_eq!(gunzip(&dir.join("c.gz")), b"third");
+        assert!(!dir.join("gone.gz").exists() && !dir.join("dir.gz").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn outputs_keep_the_inputs_permissions_and_times_and_never_replace_a_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("meta");
+        let secret = dir.join("secret");
+        std::fs::write(&secret, "the pile").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        std::fs::File::options()
+            .write(true)
+            .open(&secret)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let out = dir.join("secret.gz");
+        run(&[job(secret.clone(), out.clone())], false).unwrap();
+        let meta = std::fs::metadata(&out).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        assert_eq!(meta.modified().unwrap(), old);
+        // A file that appeared under the output's name since the plan is not replaced.
+        std::fs::write(&out, "someone else's").unwrap();
+        let summary = run(&[job(secret.clone(), out.clone())], false).unwrap();
+        assert!(matches!(&summary.failures[..], [GzipError::Exists(p)] if *p == out));
+        assert_eq!(std::fs::read(&out).unwrap(), b"someone else's");
+        // Forced, it is.
+        run(&[job(secret.clone(), out.clone())], true).unwrap();
+        assert_eq!(gunzip(&out), b"the pile");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_device_output_is_written_not_replaced() {
-        let jobs = vec![(PathBuf::from("/dev/zero"), Some(PathBuf::from("/dev/full")))];
+        let jobs = [job("/dev/zero".into(), "/dev/full".into())];
         // /dev/zero never ends: a full device must stop the run with its error.
-        let e = compress_jobs(&jobs, GzipOptions::default(), &Cancel::default()).unwrap_err();
+        let e = run(&jobs, false).unwrap_err();
         assert!(
             matches!(&e, GzipError::File { action: "writing", source, .. }
                 if source.raw_os_error() == Some(libc::ENOSPC)),
@@ -887,6 +818,64 @@ mod tests {
         );
         let meta = std::fs::metadata("/dev/full").unwrap();
         assert!(!meta.is_file(), "/dev/full is still a device");
+    }
+
+    #[test]
+    fn an_abandoned_run_removes_the_file_being_written_and_writes_no_other() {
+        let dir = scratch("abandon");
+        std::fs::write(dir.join("a"), "x").unwrap();
+        let unfinished = Unfinished::default();
+        assert_eq!(unfinished.abandon(), None);
+        let e = compress_jobs(
+            &[job(dir.join("a"), dir.join("a.gz"))],
+            false,
+            GzipOptions::default(),
+            &Cancel::default(),
+            &unfinished,
+        )
+        .unwrap_err();
+        assert!(matches!(e, GzipError::Cancelled(_)), "{e:?}");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "only the input"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn incompressible_blocks_are_stored_not_grown() {
+        // A generator's bytes: nothing for deflate to find.
+        let mut x = 88172645463325252u64;
+        let noise: Vec<u8> = (0..300_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        for level in [1, 6, 9] {
+            let options = GzipOptions {
+                level,
+                workers: 2,
+                block: 128 * 1024,
+            };
+            let mut gz = Vec::new();
+            compress(&noise[..], &mut gz, options, &Cancel::default()).unwrap();
+            assert!(
+                gz.len() <= stored_len(noise.len()) + 18 + 10,
+                "level {level}: {} for {}",
+                gz.len(),
+                noise.len()
+            );
+            assert_eq!(roundtrip(&noise, options), noise, "level {level}");
+        }
+        // Stored blocks: none, one and several per block; final or not.
+        let mut s = stored(&[], true);
+        s.extend(b"");
+        assert_eq!(s, [1, 0, 0, 0xff, 0xff]);
+        assert_eq!(stored(&noise[..70_000], false).len(), stored_len(70_000));
     }
 
     #[test]

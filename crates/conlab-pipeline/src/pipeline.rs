@@ -349,26 +349,37 @@ impl<T: Send + 'static> Pipeline<T> {
         let sampling = AtomicBool::new(true);
         let began = Instant::now();
         let histogram = std::thread::scope(|scope| {
-            let sampler = scope.spawn(|| {
-                while sampling.load(Ordering::SeqCst) {
-                    for q in &shared.queues {
-                        q.sample();
+            // Without a sampler thread (none could start) the queues are only counted at
+            // each hand-off.
+            let sampler = std::thread::Builder::new()
+                .spawn_scoped(scope, || {
+                    while sampling.load(Ordering::SeqCst) {
+                        for q in &shared.queues {
+                            q.sample();
+                        }
+                        std::thread::sleep(self.sample_every);
                     }
-                    std::thread::sleep(self.sample_every);
-                }
-            });
+                })
+                .ok();
             let result = match model {
-                Model::Threads => Ok(self.run_threads(&shared, items.into_iter(), sink)),
+                Model::Threads => self.run_threads(&shared, items.into_iter(), sink),
                 Model::Async => self.run_async(&shared, items.into_iter(), sink),
             };
             sampling.store(false, Ordering::SeqCst);
-            let _ = sampler.join();
+            if let Some(sampler) = sampler {
+                let _ = sampler.join();
+            }
             result
         })?;
         Ok(self.report(&shared, model, began.elapsed(), &histogram))
     }
 
-    fn run_threads<I, S>(&self, shared: &Arc<Shared<T>>, items: I, mut sink: S) -> Histogram<u64>
+    fn run_threads<I, S>(
+        &self,
+        shared: &Arc<Shared<T>>,
+        items: I,
+        mut sink: S,
+    ) -> Result<Histogram<u64>, PipelineError>
     where
         I: Iterator<Item = T> + Send,
         S: FnMut(u64, T) + Send,
@@ -387,13 +398,15 @@ impl<T: Send + 'static> Pipeline<T> {
         let batch = self.batch;
         let ordered = self.ordered;
         let mut histogram = latency_histogram();
+        let mut not_started: Option<std::io::Error> = None;
+        let stop = &shared.stop_through;
         std::thread::scope(|scope| {
             // The source.
             {
                 let tx = channels[0].0.clone();
                 let permits = permit_rx.clone();
                 let shared = Arc::clone(shared);
-                scope.spawn(move || {
+                spawn_in(scope, &mut not_started, stop, n, move || {
                     let mut pending: Vec<Item<T>> = Vec::with_capacity(batch);
                     let mut born = Instant::now();
                     for (seq, item) in (0u64..).zip(items) {
@@ -431,7 +444,7 @@ impl<T: Send + 'static> Pipeline<T> {
                     let tx = channels[i + 1].0.clone();
                     let permits = permit_tx.clone();
                     let shared = Arc::clone(shared);
-                    scope.spawn(move || {
+                    spawn_in(scope, &mut not_started, stop, n, move || {
                         precise_timers();
                         while let Ok(input) = rx.recv() {
                             shared.queues[i].received(&input);
@@ -488,7 +501,13 @@ impl<T: Send + 'static> Pipeline<T> {
                 );
             }
         });
-        histogram
+        match not_started {
+            Some(source) => Err(PipelineError::Start {
+                what: "threads",
+                source,
+            }),
+            None => Ok(histogram),
+        }
     }
 
     fn run_async<I, S>(
@@ -530,12 +549,14 @@ impl<T: Send + 'static> Pipeline<T> {
         // items to the loop through the first queue.
         let source_tx = senders[0].clone();
         let mut histogram = latency_histogram();
+        let mut not_started: Option<std::io::Error> = None;
+        let stop = &shared.stop_through;
         std::thread::scope(|scope| {
             {
                 let shared = Arc::clone(shared);
                 let permits = Arc::clone(&permits);
                 let handle = runtime.handle().clone();
-                scope.spawn(move || {
+                spawn_in(scope, &mut not_started, stop, n, move || {
                     let mut pending: Vec<Item<T>> = Vec::with_capacity(batch);
                     let mut born = Instant::now();
                     for (seq, item) in (0u64..).zip(items) {
@@ -656,7 +677,13 @@ impl<T: Send + 'static> Pipeline<T> {
             // A source blocked on a permit after a failure: let it see the stop.
             permits.close();
         });
-        Ok(histogram)
+        match not_started {
+            Some(source) => Err(PipelineError::Start {
+                what: "source thread",
+                source,
+            }),
+            None => Ok(histogram),
+        }
     }
 
     fn report(
@@ -761,6 +788,27 @@ fn deliver<T>(
             }),
             None => sink(seq, item),
         }
+    }
+}
+
+/// Starts `f` on a thread of `scope`, unless one could not start before; a thread that
+/// cannot start (a process limit) stops every stage (`stop` through the last, `n`), so what
+/// started drains and ends and the run is an error, not a panic.
+fn spawn_in<'scope, F>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    not_started: &mut Option<std::io::Error>,
+    stop: &AtomicUsize,
+    n: usize,
+    f: F,
+) where
+    F: FnOnce() + Send + 'scope,
+{
+    if not_started.is_some() {
+        return;
+    }
+    if let Err(e) = std::thread::Builder::new().spawn_scoped(scope, f) {
+        stop.store(n, Ordering::SeqCst);
+        *not_started = Some(e);
     }
 }
 

@@ -493,4 +493,39 @@ fn pipeline_gzip_keeps_modes_refuses_links_and_reads_standard_input_by_default()
     assert!(out.status.success());
     std::fs::write(dir.path("stdin.gz"), &out.stdout).unwrap();
     assert_eq!(gunzip(&dir.path("stdin.gz")), b"from stdin\n");
+    // A closed standard input or output is gzip's "Bad file descriptor", not an empty
+    // member or data thrown away; /dev/null is not closed.
+    let bin = env!("CARGO_BIN_EXE_conlab");
+    let secret = secret.display();
+    for (line, closed) in [
+        (
+            format!("{bin} pipeline gzip - <&- >/dev/null"),
+            Some("input"),
+        ),
+        (
+            format!("{bin} pipeline gzip -f -c {secret} >&-"),
+            Some("output"),
+        ),
+        (
+            format!("{bin} pipeline gzip -f -c {secret} >/dev/null </dev/null"),
+            None,
+        ),
+    ] {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        match closed {
+            Some(what) => {
+                assert_eq!(out.status.code(), Some(1), "{line}: {err}");
+                assert!(
+                    err.contains(&format!("standard {what} is closed")),
+                    "{line}: {err}"
+                );
+            }
+            None => assert!(out.status.success(), "{line}: {err}"),
+        }
+    }
 }

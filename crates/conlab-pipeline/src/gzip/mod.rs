@@ -96,6 +96,12 @@ pub enum GzipError {
     /// A symbolic link to a directory, under a directory: never followed (it could loop).
     #[error("{} is a symbolic link to a directory; not followed", .0.display())]
     LinkedDirectory(PathBuf),
+    /// Neither a file nor a directory (a FIFO, a socket), under a directory.
+    #[error("{} is not a directory or a regular file; ignored", .0.display())]
+    NotAFile(PathBuf),
+    /// A directory to compress into something that is not a directory.
+    #[error("{}: -o {} is not a directory", .0.display(), .1.display())]
+    DirectoryIntoFile(PathBuf, PathBuf),
     /// An output is already there, and overwriting was not asked for.
     #[error("{} already exists; not overwritten (-f overwrites)", .0.display())]
     Exists(PathBuf),
@@ -123,11 +129,11 @@ pub enum GzipError {
 
 impl GzipError {
     /// gzip's exit status for an input left out this way: 2 (a warning) for an output
-    /// already there or a link to a directory, 0 for a name that ends in `.gz` (gzip only
-    /// notes it), 1 for the rest.
+    /// already there, a link to a directory or what is not a file, 0 for a name that ends
+    /// in `.gz` (gzip only notes it), 1 for the rest.
     pub fn exit_status(&self) -> u8 {
         match self {
-            GzipError::Exists(_) | GzipError::LinkedDirectory(_) => 2,
+            GzipError::Exists(_) | GzipError::LinkedDirectory(_) | GzipError::NotAFile(_) => 2,
             GzipError::HasGzSuffix(_) => 0,
             _ => 1,
         }

@@ -74,7 +74,10 @@ pub fn plan(inputs: &[PathBuf], output: Option<&Path>, force: bool) -> Result<Pl
             });
             continue;
         }
-        let meta = match followed(input, force) {
+        // A link is refused only where gzip refuses it: when its output goes beside it.
+        // Read through (-c, -o FILE) it is followed, as `gzip -c link` follows it.
+        let through = to_stdout || (output.is_some() && out_dir.is_none());
+        let meta = match followed(input, force || through) {
             Ok(meta) => meta,
             Err(e) => {
                 plan.skipped.push(e);
@@ -82,12 +85,20 @@ pub fn plan(inputs: &[PathBuf], output: Option<&Path>, force: bool) -> Result<Pl
             }
         };
         if meta.is_dir() {
-            let (found, skipped) = files_under(input, force);
+            if let Some(o) = output
+                && !to_stdout
+                && std::fs::metadata(o).is_ok_and(|m| !m.is_dir())
+            {
+                plan.skipped
+                    .push(GzipError::DirectoryIntoFile(input.clone(), o.to_path_buf()));
+                continue;
+            }
+            let (found, skipped) = files_under(input, force || to_stdout);
             plan.skipped.extend(skipped);
             for file in found {
                 let target = match output {
                     _ if to_stdout => None,
-                    _ if has_gz_suffix(&file) => continue,
+                    _ if has_gz_suffix(&file) && !force => continue,
                     Some(dir) => {
                         let relative = file.strip_prefix(input).unwrap_or(&file);
                         Some(with_gz(&dir.join(relative)))
@@ -164,6 +175,15 @@ fn followed(input: &Path, force: bool) -> Result<std::fs::Metadata, GzipError> {
     std::fs::metadata(input).map_err(reading)
 }
 
+/// A temporary file of a conlab gzip (this run's, another one's running beside it, or one
+/// that was killed): never an input.
+fn is_ours(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+        n.starts_with('.') && n.contains(".conlab-") && n.ends_with(".tmp")
+            || n.starts_with(".conlab-") && n.ends_with(".tmp")
+    })
+}
+
 fn with_gz(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".gz");
@@ -175,8 +195,10 @@ fn has_gz_suffix(path: &Path) -> bool {
 }
 
 /// Every file under `dir`, recursively, sorted; and what was left out: symbolic links
-/// (followed to files with `force`, never to directories) and directories that could not be
-/// listed. Named here, as gzip -r names them, rather than skipped in silence.
+/// (followed to files with `force`, never to directories), what is neither a file nor a
+/// directory (a FIFO, a socket) and directories that could not be listed. Named here, as
+/// gzip -r names them, rather than skipped in silence. conlab's own temporary files (of a
+/// run beside this one, or of one that was killed) are passed over.
 pub fn files_under(dir: &Path, force: bool) -> (Vec<PathBuf>, Vec<GzipError>) {
     let (mut out, mut skipped) = (Vec::new(), Vec::new());
     let mut stack = vec![dir.to_path_buf()];
@@ -201,6 +223,9 @@ pub fn files_under(dir: &Path, force: bool) -> (Vec<PathBuf>, Vec<GzipError>) {
                     continue;
                 }
             };
+            if is_ours(&path) {
+                continue;
+            }
             if kind.is_dir() {
                 stack.push(path);
             } else if kind.is_file() {
@@ -209,9 +234,11 @@ pub fn files_under(dir: &Path, force: bool) -> (Vec<PathBuf>, Vec<GzipError>) {
                 match followed(&path, force) {
                     Ok(meta) if meta.is_file() => out.push(path),
                     Ok(meta) if meta.is_dir() => skipped.push(GzipError::LinkedDirectory(path)),
-                    Ok(_) => {}
+                    Ok(_) => skipped.push(GzipError::NotAFile(path)),
                     Err(e) => skipped.push(e),
                 }
+            } else {
+                skipped.push(GzipError::NotAFile(path));
             }
         }
     }
@@ -333,9 +360,33 @@ mod tests {
         let (found, skipped) = jobs(&[p("d")], None, false);
         assert_eq!(found.len(), 1);
         assert_eq!(skipped.len(), 2, "{skipped:?}");
+        // Forced: the file link followed, and the .gz file compressed (c.gz.gz), as gzip -rf.
         let (found, skipped) = jobs(&[p("d")], None, true);
-        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found.len(), 3, "{found:?}");
         assert!(skipped[0].contains("not followed"), "{skipped:?}");
+        // Read through (-c), a link is followed, as `gzip -c link` follows it.
+        assert_eq!(
+            jobs(&[p("link")], Some(Path::new("-")), false).0,
+            [job(p("link"), None, false)]
+        );
+        // A FIFO is named and left out; conlab's own temporary files are passed over.
+        let fifo =
+            std::ffi::CString::new(p("d/fifo").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo(3) with a NUL-terminated path we own.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        std::fs::write(p("d/.b.gz.conlab-1.tmp"), "partial").unwrap();
+        let (found, skipped) = jobs(&[p("d")], None, false);
+        assert_eq!(found, [job(p("d/sub/b"), Some(p("d/sub/b.gz")), false)]);
+        assert!(
+            skipped
+                .iter()
+                .any(|e| e.contains("not a directory or a regular file")),
+            "{skipped:?}"
+        );
+        // A directory into something that is not one.
+        let (found, skipped) = jobs(&[p("d")], Some(Path::new("/dev/null")), false);
+        assert!(found.is_empty());
+        assert!(skipped[0].contains("is not a directory"), "{skipped:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

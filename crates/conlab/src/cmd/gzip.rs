@@ -30,7 +30,8 @@ for byte. Each file is written under a temporary name and linked under its own w
 with its input's permissions and times: a failure or a signal leaves no partial file under the
 final name, and an output already there is left alone without -f. Several files, or a
 directory, go through one pipeline as a stream of files; one that cannot be read is named and
-the others are compressed (exit 1, or 2 when only outputs already there were left alone).
+the others are compressed (exit 1, or 2 when only gzip's warnings: outputs already there,
+links to directories, FIFOs).
 gzip's and pigz's -1 ... -9, --fast, --best, -c, -k, -r and -f mean what they mean there, and
 with no INPUT standard input is compressed to standard output; unlike gzip, the input is
 always kept.
@@ -45,8 +46,8 @@ Examples:
 )]
 pub(crate) struct GzipArgs {
     /// Files or directories to compress [default: - (standard input)].
-    #[arg(value_name = "INPUT")]
-    inputs: Vec<PathBuf>,
+    #[arg(value_name = "INPUT", value_parser = clap::builder::OsStringValueParser::new())]
+    inputs: Vec<std::ffi::OsString>,
 
     /// Where to write: a file (- for standard output) for one input, a directory (DIR/, or
     /// one that exists) for several or for a directory [default: INPUT.gz beside each
@@ -63,7 +64,8 @@ pub(crate) struct GzipArgs {
     )]
     stdout: bool,
 
-    /// Compression level, 0 (store) to 9 (smallest); or -1 ... -9, as gzip.
+    /// Compression level, 0 (store) to 9 (slowest); or -1 ... -9, as gzip. (zlib-rs's 9 is
+    /// not always smaller than its 8.)
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9),
           overrides_with_all = LEVEL_FLAGS)]
     level: u32,
@@ -155,11 +157,15 @@ pub(crate) fn run(args: &GzipArgs) -> Result<ExitCode> {
     } else {
         args.output.as_deref()
     };
-    let inputs = if args.inputs.is_empty() {
+    // An empty name is one input that cannot be read, as in gzip; the others go on.
+    let inputs: Vec<PathBuf> = if args.inputs.is_empty() {
         vec![dash.clone()]
     } else {
-        args.inputs.clone()
+        args.inputs.iter().map(PathBuf::from).collect()
     };
+    if inputs.iter().any(|i| i.as_os_str() == "-") {
+        not_closed(0, "input")?;
+    }
     let plan = conlab_pipeline::gzip::plan(&inputs, output, args.force).map_err(|e| match e {
         GzipError::OneOutputForSeveral(_) => usage(e.to_string()),
         other => anyhow::Error::new(other),
@@ -230,10 +236,26 @@ fn block_size(text: &str) -> Result<usize> {
         })
 }
 
-/// gzip's rule for standard output: never compressed bytes on a terminal without -f. (A
-/// closed standard output cannot be told apart here: Rust's runtime opens /dev/null in
-/// its place before main.)
+/// A standard descriptor that was closed when conlab started: Rust's runtime puts
+/// /dev/null, opened for reading and writing, in its place before main, where a shell's
+/// `< /dev/null` or `> /dev/null` opens it one way only. gzip says "Bad file descriptor";
+/// compressing nothing, or into nothing, would be a silent success.
+fn not_closed(fd: i32, what: &str) -> Result<()> {
+    // SAFETY: F_GETFL reads the descriptor's status flags and changes nothing.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    let read_write = flags >= 0 && flags & libc::O_ACCMODE == libc::O_RDWR;
+    let null = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .is_ok_and(|target| target == std::path::Path::new("/dev/null"));
+    if read_write && null {
+        anyhow::bail!("standard {what} is closed (Bad file descriptor)");
+    }
+    Ok(())
+}
+
+/// gzip's rules for standard output: not closed, and never compressed bytes on a terminal
+/// without -f.
 fn standard_output_usable(force: bool) -> Result<()> {
+    not_closed(1, "output")?;
     if !force && std::io::stdout().is_terminal() {
         anyhow::bail!(
             "compressed data not written to a terminal (as gzip says: -f forces it, or \
@@ -244,7 +266,8 @@ fn standard_output_usable(force: bool) -> Result<()> {
 }
 
 /// Signals end the run as they end gzip's: SIGINT, SIGTERM and SIGHUP stop the pipeline,
-/// which drains in a moment; if it cannot (a read or a write blocked on a pipe), the file
+/// which drains in a moment; if it cannot within 200 ms (a read or a write blocked on a
+/// pipe), the file
 /// being written is removed here and the process exits with 128 + the signal. A reader
 /// that goes away ends it by SIGPIPE, as gzip, and a file-size limit is a write error
 /// (EFBIG) rather than a kill that would leave the temporary file.
@@ -265,7 +288,7 @@ fn on_signals(cancel: &Cancel, unfinished: &Unfinished) -> Result<Arc<AtomicI32>
         if let Some(signal) = signals.forever().next() {
             seen.store(signal, Ordering::SeqCst);
             cancel.cancel();
-            std::thread::sleep(Duration::from_millis(500));
+            std::thread::sleep(Duration::from_millis(200));
             let lost = unfinished.abandon();
             say(&format!("conlab: {}", GzipError::Cancelled(lost)));
             std::process::exit(128 + signal);

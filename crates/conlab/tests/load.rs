@@ -260,3 +260,88 @@ fn an_open_loop_keeps_to_its_duration() {
     assert_eq!(r["duration_s"], 3.0, "{r}");
     server.shutdown();
 }
+
+#[test]
+fn many_headers_and_large_bodies_are_responses_and_overflowing_lengths_are_named() {
+    // 40 headers (httparse's default is 32) and a body of 8 MiB, chunked and by length:
+    // read, streamed and counted in full.
+    let mut many = String::from("HTTP/1.1 200 OK\r\n");
+    for i in 0..40 {
+        many.push_str(&format!("X-Header-{i}: {i}\r\n"));
+    }
+    many.push_str("Content-Length: 2\r\n\r\nok");
+    let many = fake(Box::leak(many.into_bytes().into_boxed_slice()), false);
+    let (ok, r) = load(&["-n", "5", "-c", "1", &format!("http://{many}/")]);
+    assert!(ok, "{r}");
+    assert_eq!(r["successes"], 5);
+    let body = 8usize << 20;
+    let mut big = format!("HTTP/1.1 200 OK\r\nContent-Length: {body}\r\n\r\n").into_bytes();
+    let head = big.len();
+    big.resize(head + body, b'x');
+    let big = fake(Box::leak(big.into_boxed_slice()), false);
+    let (ok, r) = load(&["-n", "3", "-c", "1", &format!("http://{big}/")]);
+    assert!(ok, "{r}");
+    assert_eq!(r["successes"], 3);
+    assert!(r["bytes_per_s"].as_f64().unwrap() > 0.0);
+    let mut chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..64 {
+        chunked.extend_from_slice(format!("{:x}\r\n", 128 * 1024).as_bytes());
+        chunked.resize(chunked.len() + 128 * 1024, b'y');
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let chunked = fake(Box::leak(chunked.into_boxed_slice()), false);
+    let (ok, r) = load(&["-n", "3", "-c", "1", &format!("http://{chunked}/")]);
+    assert!(ok, "{r}");
+    assert_eq!(r["successes"], 3);
+    // A Content-Length beyond any length is a parse error that says so.
+    let huge = fake(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\nabc",
+        false,
+    );
+    let (ok, r) = load(&[
+        "-n",
+        "2",
+        "-c",
+        "1",
+        "--timeout",
+        "2s",
+        &format!("http://{huge}/"),
+    ]);
+    assert!(!ok);
+    assert!(r["errors"]["parse"].as_u64().unwrap() >= 1, "{r}");
+}
+
+#[test]
+fn an_interrupted_run_reports_what_it_measured_until_then() {
+    let (server, _) = start(ServerModel::Event);
+    let url = format!("http://{}/hello", server.local_addr());
+    let target = conlab_http::load::Target::parse(&url).unwrap();
+    let config = conlab_http::load::LoadConfig {
+        target,
+        connections: 4,
+        threads: 1,
+        duration: Some(std::time::Duration::from_secs(60)),
+        requests: None,
+        rate: None,
+        pipeline: 1,
+        timeout: std::time::Duration::from_secs(5),
+        method: "GET".into(),
+        headers: Vec::new(),
+        body: None,
+    };
+    let result = conlab_http::load::run(config, |progress| {
+        std::thread::spawn(move || {
+            // Once answers have come, interrupt: the run must end then, not after 60 s.
+            while progress.done() < 100 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            progress.interrupt();
+        });
+    });
+    assert!(result.interrupted);
+    assert!(result.requests >= 100, "{}", result.requests);
+    assert!(result.duration < std::time::Duration::from_secs(60));
+    assert_eq!(result.latency.count(), result.requests);
+    server.shutdown();
+}

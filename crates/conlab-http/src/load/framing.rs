@@ -1,24 +1,23 @@
 //! Where one response ends, as RFC 9112 (section 6.3) says: no body for HEAD, 1xx, 204 and
 //! 304; chunked bodies by their chunks; others by Content-Length; and, with neither, at the
-//! end of the connection. Bytes in, a verdict out: no sockets here, so every case is tested
-//! on bytes.
+//! end of the connection. The head is parsed once it is all there; the body is then
+//! *streamed*: [`Body::advance`] consumes what has arrived and keeps only its place, so a
+//! 200 MB body costs a read buffer, not 200 MB. Bytes in, a verdict out: no sockets here, so
+//! every case is tested on bytes.
 
 /// What the front of a read buffer holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Framed {
-    /// A whole response of `len` bytes.
+pub(super) enum Head {
+    /// A whole head of `len` bytes; its body follows.
     Complete {
         /// Its status code.
         status: u16,
-        /// Its bytes, head and body.
+        /// The head's bytes.
         len: usize,
         /// The server will close the connection after it.
         close: bool,
-    },
-    /// A response whose body runs until the server closes the connection.
-    UntilClose {
-        /// Its status code.
-        status: u16,
+        /// How its body ends.
+        body: Body,
     },
     /// More bytes are needed.
     Partial,
@@ -26,42 +25,84 @@ pub(super) enum Framed {
     Malformed(&'static str),
 }
 
-/// Frames the response at the front of `buf`; `head` when it answers a HEAD request.
-pub(super) fn frame(buf: &[u8], head: bool) -> Framed {
+/// How much body is still to come, and how it is framed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Body {
+    /// This many bytes (0: none).
+    Length(u64),
+    /// Chunks, in this state.
+    Chunked(Chunk),
+    /// Until the server closes the connection.
+    UntilClose,
+}
+
+/// Where a chunked body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Chunk {
+    /// At a chunk-size line.
+    Size,
+    /// Inside a chunk, with this many bytes of it to come.
+    Data(u64),
+    /// At the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer lines until an empty one.
+    Trailers,
+}
+
+/// The most headers read; httparse's 32 cover nearly every response, so more are only
+/// looked for (on the heap) when a response has them.
+const MAX_HEADERS: usize = 256;
+
+/// Parses the head at the front of `buf`; `head` when it answers a HEAD request.
+pub(super) fn head(buf: &[u8], head: bool) -> Head {
     // Uninitialised slots: zeroing 32 headers for every response was measurable.
     let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; 32];
     let mut resp = httparse::Response::new(&mut []);
-    let header_len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+    match httparse::ParserConfig::default().parse_response_with_uninit_headers(
         &mut resp,
         buf,
         &mut headers,
     ) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Framed::Partial,
-        Err(httparse::Error::TooManyHeaders) => return Framed::Malformed("more than 32 headers"),
-        Err(_) => return Framed::Malformed("not an HTTP/1.x response"),
-    };
+        Ok(httparse::Status::Complete(n)) => framing(&resp, n, head),
+        Ok(httparse::Status::Partial) => Head::Partial,
+        Err(httparse::Error::TooManyHeaders) => {
+            let mut many = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut resp = httparse::Response::new(&mut many);
+            match resp.parse(buf) {
+                Ok(httparse::Status::Complete(n)) => framing(&resp, n, head),
+                Ok(httparse::Status::Partial) => Head::Partial,
+                Err(httparse::Error::TooManyHeaders) => Head::Malformed("more than 256 headers"),
+                Err(_) => Head::Malformed("not an HTTP/1.x response"),
+            }
+        }
+        Err(_) => Head::Malformed("not an HTTP/1.x response"),
+    }
+}
+
+/// The body's framing from a parsed head of `len` bytes.
+fn framing(resp: &httparse::Response<'_, '_>, len: usize, head: bool) -> Head {
     let status = resp.code.unwrap_or(0);
-    let mut length: Option<usize> = None;
+    let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut close = resp.version == Some(0);
     for h in resp.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok());
-            match (n, length) {
-                (None, _) => return Framed::Malformed("a Content-Length that is not a number"),
-                (Some(n), Some(m)) if n != m => {
-                    return Framed::Malformed("two different Content-Lengths");
-                }
-                (Some(n), _) => length = Some(n),
+            let value = std::str::from_utf8(h.value).unwrap_or("").trim();
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Head::Malformed("a Content-Length that is not a number");
             }
+            let Ok(n) = value.parse::<u64>() else {
+                return Head::Malformed("a Content-Length too large to be a length");
+            };
+            if length.is_some_and(|m| m != n) {
+                return Head::Malformed("two different Content-Lengths");
+            }
+            length = Some(n);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
             chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
             if !chunked {
-                return Framed::Malformed("a Transfer-Encoding other than chunked");
+                return Head::Malformed("a Transfer-Encoding other than chunked");
             }
         } else if h.name.eq_ignore_ascii_case("connection") {
             if h.value.eq_ignore_ascii_case(b"close") {
@@ -71,69 +112,80 @@ pub(super) fn frame(buf: &[u8], head: bool) -> Framed {
             }
         }
     }
-    if head || (100..200).contains(&status) || status == 204 || status == 304 {
-        return Framed::Complete {
-            status,
-            len: header_len,
-            close,
-        };
-    }
-    if chunked {
-        return match chunked_len(&buf[header_len..]) {
-            Ok(Some(body)) => Framed::Complete {
-                status,
-                len: header_len + body,
-                close,
-            },
-            Ok(None) => Framed::Partial,
-            Err(why) => Framed::Malformed(why),
-        };
-    }
-    match length {
-        Some(n) if buf.len() >= header_len.saturating_add(n) => Framed::Complete {
-            status,
-            len: header_len + n,
-            close,
-        },
-        Some(_) => Framed::Partial,
-        None => Framed::UntilClose { status },
+    let body = if head || (100..200).contains(&status) || status == 204 || status == 304 {
+        Body::Length(0)
+    } else if chunked {
+        Body::Chunked(Chunk::Size)
+    } else {
+        length.map_or(Body::UntilClose, Body::Length)
+    };
+    Head::Complete {
+        status,
+        len,
+        close,
+        body,
     }
 }
 
-/// The length of a chunked body at the front of `body`, trailers included; `None` when it
-/// is not all there yet.
-fn chunked_len(body: &[u8]) -> Result<Option<usize>, &'static str> {
-    let mut at = 0;
-    loop {
-        let (line, size) = match httparse::parse_chunk_size(&body[at..]) {
-            Ok(httparse::Status::Complete(found)) => found,
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(_) => return Err("a chunk size that is not hexadecimal"),
-        };
-        at += line;
-        if size == 0 {
-            // Trailer lines, then an empty line.
-            loop {
-                let Some(end) = body[at..].windows(2).position(|w| w == b"\r\n") else {
-                    return Ok(None);
-                };
-                at += end + 2;
-                if end == 0 {
-                    return Ok(Some(at));
+impl Body {
+    /// Consumes the body bytes at the front of `buf`: how many, and whether the body is
+    /// complete. A body that runs until close is never complete here (the caller sees the
+    /// end of the connection).
+    pub(super) fn advance(&mut self, buf: &[u8]) -> Result<(usize, bool), &'static str> {
+        match self {
+            Body::Length(left) => {
+                let take = (*left).min(buf.len() as u64);
+                *left -= take;
+                Ok((take as usize, *left == 0))
+            }
+            Body::UntilClose => Ok((buf.len(), false)),
+            Body::Chunked(state) => {
+                let mut at = 0;
+                loop {
+                    match *state {
+                        Chunk::Size => match httparse::parse_chunk_size(&buf[at..]) {
+                            Ok(httparse::Status::Complete((line, size))) => {
+                                at += line;
+                                *state = if size == 0 {
+                                    Chunk::Trailers
+                                } else {
+                                    Chunk::Data(size)
+                                };
+                            }
+                            Ok(httparse::Status::Partial) => return Ok((at, false)),
+                            Err(_) => return Err("a chunk size that is not hexadecimal"),
+                        },
+                        Chunk::Data(left) => {
+                            let take = left.min((buf.len() - at) as u64);
+                            at += take as usize;
+                            if take < left {
+                                *state = Chunk::Data(left - take);
+                                return Ok((at, false));
+                            }
+                            *state = Chunk::DataEnd;
+                        }
+                        Chunk::DataEnd => {
+                            if buf.len() - at < 2 {
+                                return Ok((at, false));
+                            }
+                            if &buf[at..at + 2] != b"\r\n" {
+                                return Err("a chunk that does not end with CRLF");
+                            }
+                            at += 2;
+                            *state = Chunk::Size;
+                        }
+                        Chunk::Trailers => {
+                            let Some(end) = buf[at..].windows(2).position(|w| w == b"\r\n") else {
+                                return Ok((at, false));
+                            };
+                            at += end + 2;
+                            if end == 0 {
+                                return Ok((at, true));
+                            }
+                        }
+                    }
                 }
             }
-        }
-        let size = usize::try_from(size).map_err(|_| "a chunk larger than memory")?;
-        let next = at.checked_add(size).and_then(|n| n.checked_add(2));
-        match next {
-            Some(n) if n <= body.len() => {
-                if &body[n - 2..n] != b"\r\n" {
-                    return Err("a chunk that does not end with CRLF");
-                }
-                at = n;
-            }
-            Some(_) => return Ok(None),
-            None => return Err("a chunk larger than memory"),
         }
     }
 }
@@ -142,57 +194,151 @@ fn chunked_len(body: &[u8]) -> Result<Option<usize>, &'static str> {
 mod tests {
     use super::*;
 
-    fn complete(buf: &[u8], head: bool) -> (u16, usize, bool) {
-        match frame(buf, head) {
-            Framed::Complete { status, len, close } => (status, len, close),
-            other => panic!("{other:?} for {:?}", String::from_utf8_lossy(buf)),
+    /// The length of the whole response at the front of `buf`, fed in pieces of `step`
+    /// bytes as a socket would deliver them; `None` if it never ends.
+    fn whole(buf: &[u8], head_req: bool, step: usize) -> Option<(u16, usize, bool)> {
+        let mut seen = 0;
+        let (status, len, close, mut body) = loop {
+            match head(&buf[..seen.min(buf.len())], head_req) {
+                Head::Complete {
+                    status,
+                    len,
+                    close,
+                    body,
+                } => break (status, len, close, body),
+                Head::Partial if seen < buf.len() => seen += step,
+                other => panic!("{other:?}"),
+            }
+        };
+        // What was not consumed stays in the buffer; each read adds `step` bytes.
+        let (mut at, mut upto) = (len, len);
+        loop {
+            upto = (upto + step).min(buf.len());
+            let (used, done) = body.advance(&buf[at..upto]).unwrap();
+            at += used;
+            if done {
+                return Some((status, at, close));
+            }
+            if upto == buf.len() {
+                return None;
+            }
         }
     }
 
     #[test]
-    fn responses_are_framed_by_content_length() {
+    fn responses_are_framed_by_content_length_in_any_pieces() {
         let two = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-        let (status, len, close) = complete(two, false);
-        assert_eq!((status, close), (200, false));
-        assert_eq!(complete(&two[len..], false).0, 404);
-        assert!(complete(&two[len..], false).2, "Connection: close");
-        assert_eq!(
-            frame(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhi", false),
-            Framed::Partial
-        );
+        for step in [1, 3, 7, 1000] {
+            let (status, len, close) = whole(two, false, step).unwrap();
+            assert_eq!((status, close), (200, false));
+            assert_eq!(whole(&two[len..], false, step).unwrap().0, 404);
+            assert!(
+                whole(&two[len..], false, step).unwrap().2,
+                "Connection: close"
+            );
+        }
         assert!(matches!(
-            frame(b"garbage\r\n\r\n", false),
-            Framed::Malformed(_)
+            head(b"garbage\r\n\r\n", false),
+            Head::Malformed(_)
         ));
     }
 
     #[test]
     fn head_and_bodiless_statuses_have_no_body_whatever_their_length_says() {
-        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n";
-        assert_eq!(complete(head, true), (200, head.len(), false));
+        let head_resp = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n";
+        assert_eq!(
+            whole(head_resp, true, 1000),
+            Some((200, head_resp.len(), false))
+        );
         let not_modified = b"HTTP/1.1 304 Not Modified\r\nContent-Length: 13\r\n\r\n";
-        assert_eq!(complete(not_modified, false).1, not_modified.len());
+        assert_eq!(
+            whole(not_modified, false, 1000).unwrap().1,
+            not_modified.len()
+        );
     }
 
     #[test]
-    fn chunked_bodies_end_at_their_last_chunk_and_trailers() {
+    fn chunked_bodies_end_at_their_last_chunk_and_trailers_in_any_pieces() {
         let r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nNEXT";
-        assert_eq!(complete(r, false).1, r.len() - 4);
         let trailers = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=1\r\nhi\r\n0\r\nX-T: 1\r\n\r\n";
-        assert_eq!(complete(trailers, false).1, trailers.len());
+        for step in [1, 2, 5, 1000] {
+            assert_eq!(whole(r, false, step).unwrap().1, r.len() - 4, "step {step}");
+            assert_eq!(whole(trailers, false, step).unwrap().1, trailers.len());
+        }
         let cut = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel";
-        assert_eq!(frame(cut, false), Framed::Partial);
+        assert_eq!(whole(cut, false, 1000), None);
         let bad = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nhello\r\n0\r\n\r\n";
-        assert!(matches!(frame(bad, false), Framed::Malformed(_)));
+        let Head::Complete { len, mut body, .. } = head(bad, false) else {
+            panic!()
+        };
+        assert!(body.advance(&bad[len..]).is_err());
+    }
+
+    #[test]
+    fn a_body_is_consumed_as_it_comes_never_kept() {
+        // A gigabyte announced: each piece is consumed at once, whatever the total.
+        let Head::Complete { mut body, .. } = head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n",
+            false,
+        ) else {
+            panic!()
+        };
+        let piece = vec![b'x'; 64 * 1024];
+        let mut total = 0u64;
+        loop {
+            let (used, done) = body.advance(&piece).unwrap();
+            assert!(used > 0);
+            total += used as u64;
+            if done {
+                break;
+            }
+        }
+        assert_eq!(total, 1_000_000_000);
+        // A chunk of 4 GiB and more: counted in u64.
+        let mut chunked = Body::Chunked(Chunk::Size);
+        assert_eq!(chunked.advance(b"100000000\r\nxyz").unwrap(), (14, false));
+        assert_eq!(chunked, Body::Chunked(Chunk::Data(0x1_0000_0000 - 3)));
     }
 
     #[test]
     fn a_response_without_a_length_runs_until_the_server_closes() {
         let old = b"HTTP/1.0 200 OK\r\n\r\nbody-until-close";
-        assert_eq!(frame(old, false), Framed::UntilClose { status: 200 });
+        assert!(matches!(
+            head(old, false),
+            Head::Complete {
+                status: 200,
+                body: Body::UntilClose,
+                close: true,
+                ..
+            }
+        ));
         let lying = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc";
-        assert!(matches!(frame(lying, false), Framed::Malformed(_)));
+        assert!(matches!(head(lying, false), Head::Malformed(_)));
         let huge = b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\nabc";
-        assert!(matches!(frame(huge, false), Framed::Malformed(_)));
+        assert_eq!(
+            head(huge, false),
+            Head::Malformed("a Content-Length too large to be a length")
+        );
+        let signed = b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\nabc";
+        assert!(matches!(head(signed, false), Head::Malformed(_)));
+    }
+
+    #[test]
+    fn many_headers_are_read_up_to_256() {
+        let mut r = String::from("HTTP/1.1 200 OK\r\n");
+        for i in 0..100 {
+            r.push_str(&format!("X-H{i}: {i}\r\n"));
+        }
+        r.push_str("Content-Length: 2\r\n\r\nok");
+        assert_eq!(whole(r.as_bytes(), false, 1000).unwrap().1, r.len());
+        let mut r = String::from("HTTP/1.1 200 OK\r\n");
+        for i in 0..300 {
+            r.push_str(&format!("X-H{i}: {i}\r\n"));
+        }
+        r.push_str("\r\n");
+        assert_eq!(
+            head(r.as_bytes(), false),
+            Head::Malformed("more than 256 headers")
+        );
     }
 }

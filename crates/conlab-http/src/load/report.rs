@@ -91,6 +91,9 @@ pub struct LoadReport {
     /// Why the first connect failed, if one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
+    /// Ended early (Ctrl-C): the figures are those of the run until then.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 impl LoadReport {
@@ -119,6 +122,7 @@ impl LoadReport {
                 .map(|(k, v)| ((*k).to_string(), *v))
                 .collect(),
             first_error: r.first_error.clone(),
+            interrupted: r.interrupted,
         }
     }
 

@@ -123,7 +123,19 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         .context("writing standard output")?;
     }
     let live = text && std::io::stderr().is_terminal();
+    // Ctrl-C (or SIGTERM) ends the run and prints what was measured until then, as wrk does.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("installing the Ctrl-C handler")?;
     let result = load::run(config.clone(), |progress| {
+        let stopper = progress.clone();
+        std::thread::spawn(move || {
+            if signals.forever().next().is_some() {
+                stopper.interrupt();
+            }
+        });
         if live {
             std::thread::spawn(move || {
                 // Elapsed, total and the rate over the last quarter second: enough to see a

@@ -8,7 +8,7 @@
 //! a buffer, many pipelined answers per `write`.
 //!
 //! The server models (`prefork`, `threadpool`, `thread-per-conn`, `event`) and the load
-//! generator build on these two modules.
+//! generator build on these two modules; [`tls`] gives the client HTTPS.
 
 pub mod codec;
 pub mod counters;
@@ -16,6 +16,7 @@ pub mod load;
 pub mod response;
 pub mod server;
 pub mod site;
+pub mod tls;
 
 pub use codec::{CodecError, Limits, Method, Parsed, Request, parse};
 pub use response::{DateCache, Response, write_response};

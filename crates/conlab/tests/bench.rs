@@ -191,9 +191,10 @@ fn what_cannot_run_is_a_usage_error_that_names_the_value() {
         ),
         (vec!["bench", "http", "--duration", "soon"], "`soon`"),
         (vec!["load", "-c", "0", "http://127.0.0.1:1/"], "-c"),
+        (vec!["load", "ftp://127.0.0.1:1/"], "or https://"),
         (
-            vec!["load", "https://127.0.0.1:1/"],
-            "https is not supported",
+            vec!["load", "--cacert", "/nonexistent", "https://127.0.0.1:1/"],
+            "--cacert /nonexistent",
         ),
     ] {
         let started = std::time::Instant::now();

@@ -155,7 +155,8 @@ fn a_response_slower_than_the_timeout_is_a_timeout_and_a_busy_connection_is_not(
 #[test]
 fn bad_arguments_are_usage_errors() {
     for args in [
-        vec!["https://x/"],
+        vec!["ftp://x/"],
+        vec!["--cacert", "/nonexistent/ca.pem", "https://127.0.0.1:1/"],
         vec!["-c", "0", "http://127.0.0.1:1/"],
         vec!["--rate=0", "http://127.0.0.1:1/"],
         vec!["-H", "nocolon", "http://127.0.0.1:1/"],
@@ -318,17 +319,10 @@ fn an_interrupted_run_reports_what_it_measured_until_then() {
     let url = format!("http://{}/hello", server.local_addr());
     let target = conlab_http::load::Target::parse(&url).unwrap();
     let config = conlab_http::load::LoadConfig {
-        target,
         connections: 4,
-        threads: 1,
         duration: Some(std::time::Duration::from_secs(60)),
-        requests: None,
-        rate: None,
-        pipeline: 1,
         timeout: std::time::Duration::from_secs(5),
-        method: "GET".into(),
-        headers: Vec::new(),
-        body: None,
+        ..conlab_http::load::LoadConfig::new(target)
     };
     let result = conlab_http::load::run(config, |progress| {
         std::thread::spawn(move || {

@@ -33,9 +33,13 @@ use std::time::{Duration, Instant};
 use conlab_measure::LatencyRecorder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Where to send requests: an `http://host:port/path` URL, taken apart.
+/// Where to send requests: an `http://` or `https://host:port/path` URL, taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// `https`: TLS, to a server named `name`.
+    pub tls: bool,
+    /// The host alone: the name TLS asks the server's certificate for.
+    pub name: String,
     /// `host:port` to connect to.
     pub authority: String,
     /// The `Host` header.
@@ -55,14 +59,19 @@ pub struct UrlError {
 }
 
 impl Target {
-    /// Parses `http://host:port/path?query`; an IPv6 host goes in brackets (`[::1]:8080`).
+    /// Parses `http[s]://host:port/path?query`; an IPv6 host goes in brackets
+    /// (`[::1]:8080`).
     pub fn parse(url: &str) -> Result<Target, UrlError> {
         let err = |why: &str| UrlError {
             url: url.to_string(),
             why: why.to_string(),
         };
-        let form = "expected http://HOST[:PORT][/PATH] (https is not supported)";
-        let rest = url.strip_prefix("http://").ok_or_else(|| err(form))?;
+        let form = "expected http://HOST[:PORT][/PATH] or https://...";
+        let (tls, rest) = match url.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (false, rest),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => (true, rest),
+            _ => return Err(err(form)),
+        };
         // A fragment is the client's own: it is never sent.
         let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
         let (host, path) = match rest.find(['/', '?']) {
@@ -94,6 +103,7 @@ impl Target {
             return Err(err("an IPv6 host goes in brackets: http://[::1]:8080/"));
         }
         let port = match port {
+            None if tls => 443,
             None => 80,
             Some(p) => match p.parse::<u16>() {
                 Ok(0) | Err(_) => {
@@ -105,6 +115,8 @@ impl Target {
             },
         };
         Ok(Target {
+            tls,
+            name: name.clone(),
             authority: format!("{name}:{port}"),
             host: host.to_string(),
             path,
@@ -142,6 +154,9 @@ pub enum ConfigError {
     /// A header the generator writes itself.
     #[error("{0}: the generator sets the body's framing itself, from the body it is given")]
     Framing(String),
+    /// TLS that cannot be set up (a CA file that cannot be read).
+    #[error("{0}")]
+    Tls(String),
     /// More connections than this process may open descriptors.
     #[error(
         "{connections} connections need as many file descriptors, and this process may open \
@@ -153,6 +168,13 @@ pub enum ConfigError {
         /// The most this process may open (its hard limit).
         limit: u64,
     },
+}
+
+/// The client's TLS: HTTP/1.1 offered by ALPN (the load is HTTP/1.1's framing).
+fn tls_client(
+    options: &crate::tls::TlsOptions,
+) -> Result<crate::tls::TlsClient, crate::tls::TlsError> {
+    crate::tls::TlsClient::new(options, &[b"http/1.1"])
 }
 
 /// The deepest pipeline: 1024 requests of a few dozen bytes each, and their answers, fit in
@@ -168,6 +190,25 @@ fn is_token(text: &str) -> bool {
 }
 
 impl LoadConfig {
+    /// A load of `target` with wrk's defaults: 10 connections on one thread, one request in
+    /// flight each, GET, a 2 s response timeout, no end (set `duration` or `requests`).
+    pub fn new(target: Target) -> LoadConfig {
+        LoadConfig {
+            target,
+            connections: 10,
+            threads: 1,
+            duration: None,
+            requests: None,
+            rate: None,
+            pipeline: 1,
+            timeout: Duration::from_secs(2),
+            method: "GET".into(),
+            headers: Vec::new(),
+            body: None,
+            tls: crate::tls::TlsOptions::default(),
+        }
+    }
+
     /// Refuses a configuration that cannot run (it changes nothing: [`run`] raises the
     /// descriptor limit to what the connections need).
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -209,6 +250,9 @@ impl LoadConfig {
             k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding")
         }) {
             return Err(ConfigError::Framing(k.clone()));
+        }
+        if self.target.tls {
+            tls_client(&self.tls).map_err(|e| ConfigError::Tls(e.to_string()))?;
         }
         let limit = descriptor_limits().1;
         if (self.connections as u64) + 64 > limit {
@@ -277,6 +321,8 @@ pub struct LoadConfig {
     pub headers: Vec<(String, String)>,
     /// A request body.
     pub body: Option<Vec<u8>>,
+    /// How `https` targets are checked.
+    pub tls: crate::tls::TlsOptions,
 }
 
 /// What a run measured.
@@ -311,6 +357,8 @@ pub struct LoadResult {
 
 struct Shared {
     config: LoadConfig,
+    /// For `https` targets.
+    tls: Option<crate::tls::TlsClient>,
     request: Vec<u8>,
     /// `request` repeated `pipeline` times: a batch of k is its first k requests, so no
     /// batch is ever built again.
@@ -425,7 +473,14 @@ pub fn run(config: LoadConfig, on_start: impl FnOnce(Progress)) -> LoadResult {
     raise_descriptor_limit(config.connections as u64 + 64);
     let threads = config.threads.clamp(1, config.connections.max(1));
     let request = serialise(&config);
+    // Checked by `validate`; a configuration that fails here fails every connect instead.
+    let tls = config
+        .target
+        .tls
+        .then(|| tls_client(&config.tls).ok())
+        .flatten();
     let shared = Arc::new(Shared {
+        tls,
         batch: request.repeat(config.pipeline.max(1)),
         request,
         budget: AtomicU64::new(config.requests.unwrap_or(u64::MAX)),
@@ -564,7 +619,7 @@ enum Wait {
 /// re-armed only when it fires before the answer is due: a `timeout()` around every read
 /// put a timer-wheel insert and removal on every request.
 async fn wait_for_more(
-    stream: &mut tokio::net::TcpStream,
+    stream: &mut crate::tls::Conn,
     buf: &mut Vec<u8>,
     pos: &mut usize,
     mut timer: std::pin::Pin<&mut tokio::time::Sleep>,
@@ -593,6 +648,18 @@ async fn wait_for_more(
             None => Wait::TimedOut,
         };
     }
+}
+
+/// Whether to stop trying to connect: with a duration, when it is over; with -n alone, after
+/// a timeout's worth of connects (or handshakes) failing in a row, counted from the first.
+fn stop_trying(
+    failing_since: &mut Option<Instant>,
+    end: Option<Instant>,
+    timeout: Duration,
+) -> bool {
+    let since = *failing_since.get_or_insert_with(Instant::now);
+    let given_up = end.is_none() && since.elapsed() >= timeout;
+    given_up || end.is_some_and(|e| Instant::now() >= e)
 }
 
 /// A connection's read buffer grows by this much at a time (wrk's is 8 KiB): bodies are
@@ -645,19 +712,14 @@ async fn connect_and_send(
         )
         .await
         {
-            Ok(Ok(s)) => {
-                failing_since = None;
-                s
-            }
+            Ok(Ok(s)) => s,
             failed => {
                 let why = match failed {
                     Ok(Err(e)) => format!("connect: {e}"),
                     _ => format!("connect: no answer within {:?}", config.timeout.min(left)),
                 };
                 error("connect", Some(why));
-                let since = *failing_since.get_or_insert_with(Instant::now);
-                let given_up = end.is_none() && since.elapsed() >= config.timeout;
-                if given_up || end.is_some_and(|e| Instant::now() >= e) {
+                if stop_trying(&mut failing_since, end, config.timeout) {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -665,7 +727,33 @@ async fn connect_and_send(
             }
         };
         let _ = stream.set_nodelay(true);
-        let mut stream = stream;
+        let mut stream = match (&config.target.tls, &shared.tls) {
+            (false, _) => crate::tls::Conn::Plain(stream),
+            (true, tls) => {
+                let handshake = async {
+                    match tls {
+                        Some(tls) => tls.connect(stream, &config.target.name).await,
+                        None => Err(std::io::Error::other("TLS could not be set up")),
+                    }
+                };
+                match tokio::time::timeout(config.timeout, handshake).await {
+                    Ok(Ok(conn)) => conn,
+                    failed => {
+                        let why = match failed {
+                            Ok(Err(e)) => crate::tls::explain(&e),
+                            _ => format!("tls: no handshake within {:?}", config.timeout),
+                        };
+                        error("tls", Some(why));
+                        if stop_trying(&mut failing_since, end, config.timeout) {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue 'reconnect;
+                    }
+                }
+            }
+        };
+        failing_since = None;
         let mut buf: Vec<u8> = Vec::with_capacity(READ_SIZE);
         let first_give_up = Instant::now() + config.timeout;
         let timer =
@@ -843,7 +931,13 @@ mod tests {
             Target::parse("http://localhost").unwrap().authority,
             "localhost:80"
         );
-        assert!(Target::parse("https://x/").is_err());
+        let tls = Target::parse("https://example.test/a").unwrap();
+        assert!(tls.tls);
+        assert_eq!(
+            (tls.authority.as_str(), tls.name.as_str()),
+            ("example.test:443", "example.test")
+        );
+        assert!(Target::parse("ftp://x/").is_err());
         assert!(Target::parse("http:///x").is_err());
         let v6 = Target::parse("http://[::1]:8080/a").unwrap();
         assert_eq!(
@@ -879,6 +973,7 @@ mod tests {
             method: "GET".into(),
             headers: vec![("X-A".into(), "1".into())],
             body: None,
+            tls: Default::default(),
         }
     }
 

@@ -271,17 +271,9 @@ fn load_config(
         problem: format!("`{path}`: {}", e.why),
     })?;
     let config = LoadConfig {
-        target,
         connections,
-        threads: 1,
         duration: Some(duration),
-        requests: None,
-        rate: None,
-        pipeline: 1,
-        timeout: Duration::from_secs(2),
-        method: "GET".into(),
-        headers: Vec::new(),
-        body: None,
+        ..LoadConfig::new(target)
     };
     config.validate()?;
     Ok(config)

@@ -18,11 +18,12 @@ Examples:
   conlab load -c 50 --rate 20000 -d 30s http://127.0.0.1:8080/hello  open loop, like wrk2
   conlab load -n 100000 --pipeline 16 http://127.0.0.1:8080/hello   pipelined
   conlab load -d 5s --json - http://127.0.0.1:8080/sleep?ms=10       JSON on stdout
+  conlab load -d 5s --cacert ca.pem https://localhost:8443/          HTTPS, a CA of your own
 
 Exit status: 0 when every response was 2xx and there were no errors, 1 otherwise, 2 for a
 bad command line.")]
 pub(crate) struct Args {
-    /// The URL: http://HOST[:PORT][/PATH].
+    /// The URL: http://HOST[:PORT][/PATH] or https://... (TLS: rustls; HTTP/1.1 by ALPN).
     url: String,
 
     /// Connections to keep open.
@@ -68,6 +69,15 @@ pub(crate) struct Args {
     /// Write the results as JSON to FILE (`-`: stdout, instead of the text).
     #[arg(long, value_name = "FILE")]
     json: Option<String>,
+
+    /// https: trust the CA certificates in this PEM file too (as curl's --cacert).
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<std::path::PathBuf>,
+
+    /// https: accept any certificate (curl's -k; wrk never checks). The handshake is still
+    /// checked and the traffic still encrypted.
+    #[arg(short = 'k', long)]
+    insecure: bool,
 }
 
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
@@ -98,6 +108,10 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         method: args.method.clone(),
         headers,
         body: args.body.clone().map(String::into_bytes),
+        tls: conlab_http::tls::TlsOptions {
+            ca_file: args.cacert.clone(),
+            insecure: args.insecure,
+        },
     };
     config
         .validate()
@@ -183,6 +197,7 @@ fn flag(e: &ConfigError) -> &'static str {
         ConfigError::NoTime => "-d",
         ConfigError::NoTimeout => "--timeout",
         ConfigError::Rate => "--rate",
+        ConfigError::Tls(_) => "--cacert",
         ConfigError::Method(_) => "-m",
         ConfigError::Header(_) | ConfigError::Framing(_) => "-H",
     }

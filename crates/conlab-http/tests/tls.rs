@@ -1,0 +1,139 @@
+//! `load` over HTTPS against a TLS server on loopback with a certificate made here: trusted
+//! through a CA file, refused without it (a `tls` error that says why, and a run that ends),
+//! and accepted by `insecure`.
+
+use std::sync::Arc;
+
+use conlab_http::load::{self, LoadConfig, Target};
+use conlab_http::tls::TlsOptions;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A TLS server for `localhost` on 127.0.0.1 answering every request `ok`, and the PEM of
+/// its self-signed certificate.
+fn tls_server() -> (std::net::SocketAddr, String) {
+    let rcgen::CertifiedKey { cert, key_pair } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(cert.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der())),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            // Bounded: the test's runs open a few dozen connections at most.
+            for _ in 0..500 {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Ok(n) = tls.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                            if tls.write_all(reply).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+    });
+    (addr, cert.pem())
+}
+
+fn config(url: &str, tls: TlsOptions) -> LoadConfig {
+    LoadConfig {
+        connections: 2,
+        requests: Some(50),
+        tls,
+        ..LoadConfig::new(Target::parse(url).unwrap())
+    }
+}
+
+#[test]
+fn https_is_loaded_when_its_certificate_is_trusted_and_refused_when_not() {
+    let (addr, pem) = tls_server();
+    let url = format!("https://localhost:{}/", addr.port());
+    let dir = std::env::temp_dir().join(format!("conlab-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, pem).unwrap();
+
+    let trusted = config(
+        &url,
+        TlsOptions {
+            ca_file: Some(ca.clone()),
+            insecure: false,
+        },
+    );
+    trusted.validate().unwrap();
+    let result = load::run(trusted, |_| ());
+    assert_eq!(result.successes, 50, "{:?}", result.errors);
+    assert!(result.errors.is_empty(), "{:?}", result.errors);
+
+    // Not trusted: every handshake fails, the run ends, and says why.
+    let result = load::run(config(&url, TlsOptions::default()), |_| ());
+    assert_eq!(result.requests, 0);
+    assert!(
+        result.errors.get("tls").copied().unwrap_or(0) > 0,
+        "{:?}",
+        result.errors
+    );
+    let why = result.first_error.unwrap_or_default();
+    assert!(
+        why.starts_with("tls:") && why.contains("certificate"),
+        "{why}"
+    );
+
+    // Insecure: accepted, as wrk accepts any certificate.
+    let insecure = TlsOptions {
+        ca_file: None,
+        insecure: true,
+    };
+    let result = load::run(config(&url, insecure), |_| ());
+    assert_eq!(result.successes, 50, "{:?}", result.errors);
+
+    // A CA file that is not one is refused before the run.
+    let bad = dir.join("bad.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    let e = config(
+        &url,
+        TlsOptions {
+            ca_file: Some(bad),
+            insecure: false,
+        },
+    )
+    .validate()
+    .unwrap_err();
+    assert!(e.to_string().contains("--cacert"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

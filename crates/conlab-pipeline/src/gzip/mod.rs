@@ -140,6 +140,41 @@ impl GzipError {
     }
 }
 
+/// gzip's exit status for a run with these inputs left out or failed: 1 if any was an
+/// error, else 2 if any was a warning, else 0.
+pub fn exit_status<'a>(problems: impl IntoIterator<Item = &'a GzipError>) -> u8 {
+    problems
+        .into_iter()
+        .map(GzipError::exit_status)
+        .fold(0, |worst, s| {
+            if worst == 1 || s == 1 {
+                1
+            } else {
+                worst.max(s)
+            }
+        })
+}
+
+/// pigz's `-b`: a number counts KiB (`128`); a number with a unit (`512k`, `1M`, `1g`, in
+/// either case) is binary, since a block size is never decimal. 32 KiB to 1 GiB, else `None`.
+pub fn parse_block_size(text: &str) -> Option<usize> {
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let shift = match unit {
+        "" | "k" | "K" | "KiB" => 10,
+        "m" | "M" | "MiB" => 20,
+        "g" | "G" | "GiB" => 30,
+        _ => return None,
+    };
+    let bytes = number.parse::<u64>().ok()?.checked_shl(shift)?;
+    (32 * 1024..=1 << 30)
+        .contains(&bytes)
+        .then(|| usize::try_from(bytes).ok())
+        .flatten()
+}
+
 /// The window deflate may refer back to: the dictionary each block starts with.
 const WINDOW: usize = 32 * 1024;
 
@@ -882,6 +917,24 @@ mod tests {
         s.extend(b"");
         assert_eq!(s, [1, 0, 0, 0xff, 0xff]);
         assert_eq!(stored(&noise[..70_000], false).len(), stored_len(70_000));
+    }
+
+    #[test]
+    fn block_sizes_are_pigz_kib_or_binary_units_and_an_error_outranks_a_warning() {
+        assert_eq!(parse_block_size("128"), Some(128 * 1024));
+        assert_eq!(parse_block_size("64k"), Some(64 * 1024));
+        assert_eq!(parse_block_size("1m"), Some(1 << 20));
+        assert_eq!(parse_block_size("1M"), Some(1 << 20));
+        for bad in ["16", "2G", "x", "", "1.5M", "-1"] {
+            assert_eq!(parse_block_size(bad), None, "{bad}");
+        }
+        let exists = GzipError::Exists("a.gz".into());
+        let missing = GzipError::SameFile("b".into());
+        let note = GzipError::HasGzSuffix("c.gz".into());
+        assert_eq!(exit_status([&note]), 0);
+        assert_eq!(exit_status([&note, &exists]), 2);
+        assert_eq!(exit_status([&exists, &missing, &note]), 1);
+        assert_eq!(exit_status([]), 0);
     }
 
     #[test]

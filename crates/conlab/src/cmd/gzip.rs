@@ -173,10 +173,8 @@ pub(crate) fn run(args: &GzipArgs) -> Result<ExitCode> {
     if plan.jobs.iter().any(|j| j.output.is_none()) {
         standard_output_usable(args.force)?;
     }
-    let mut status = 0u8;
     for skipped in &plan.skipped {
         say(&format!("conlab: {}", chain(skipped)));
-        status = worse(status, skipped.exit_status());
     }
     let cancel = Cancel::default();
     let unfinished = Unfinished::default();
@@ -199,8 +197,8 @@ pub(crate) fn run(args: &GzipArgs) -> Result<ExitCode> {
     };
     for failure in &summary.failures {
         say(&format!("conlab: {}", chain(failure)));
-        status = worse(status, failure.exit_status());
     }
+    let status = conlab_pipeline::gzip::exit_status(plan.skipped.iter().chain(&summary.failures));
     if args.stats {
         stats(&summary, plan.jobs.len(), started.elapsed());
     }
@@ -218,22 +216,13 @@ fn level(args: &GzipArgs) -> u32 {
         .map_or(args.level, |i| i as u32 + 1)
 }
 
-/// pigz's -b counts KiB; a unit, upper or lower case, is binary (a block size is never
-/// decimal).
+/// pigz's -b, read by the library; a usage error that says what it takes.
 fn block_size(text: &str) -> Result<usize> {
-    let bytes = if text.bytes().all(|b| b.is_ascii_digit()) {
-        text.parse::<u64>().ok().and_then(|k| k.checked_mul(1024))
-    } else {
-        conlab_run::pipe::parse_size(&text.to_ascii_uppercase())
-    };
-    bytes
-        .filter(|&b| (32 * 1024..=1 << 30).contains(&b))
-        .and_then(|b| usize::try_from(b).ok())
-        .ok_or_else(|| {
-            usage(format!(
-                "-b {text}: a block of 32K to 1G (a number is KiB, as pigz's: 128, 1024; or 1M)"
-            ))
-        })
+    conlab_pipeline::gzip::parse_block_size(text).ok_or_else(|| {
+        usage(format!(
+            "-b {text}: a block of 32K to 1G (a number is KiB, as pigz's: 128, 1024; or 1M)"
+        ))
+    })
 }
 
 /// A standard descriptor that was closed when conlab started: Rust's runtime puts
@@ -309,11 +298,6 @@ fn chain(e: &GzipError) -> String {
     message
 }
 
-/// gzip's exit status for two findings: an error (1) over a warning (2) over nothing.
-fn worse(a: u8, b: u8) -> u8 {
-    if a == 1 || b == 1 { 1 } else { a.max(b) }
-}
-
 /// A line on standard error that may fail (a full or closed stderr) without stopping.
 fn say(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
@@ -337,28 +321,4 @@ fn stats(summary: &conlab_pipeline::gzip::GzipSummary, files: usize, wall: Durat
         wall,
         summary.bytes_in as f64 / 1e6 / wall.max(1e-9)
     ));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn block_sizes_are_pigz_kib_or_binary_units() {
-        assert_eq!(block_size("128").unwrap(), 128 * 1024);
-        assert_eq!(block_size("64k").unwrap(), 64 * 1024);
-        assert_eq!(block_size("1m").unwrap(), 1 << 20);
-        assert_eq!(block_size("1M").unwrap(), 1 << 20);
-        for bad in ["16", "2G", "x", ""] {
-            assert!(block_size(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn an_error_outranks_a_warning() {
-        assert_eq!(worse(0, 2), 2);
-        assert_eq!(worse(2, 1), 1);
-        assert_eq!(worse(1, 2), 1);
-        assert_eq!(worse(0, 0), 0);
-    }
 }

@@ -8,10 +8,12 @@
 //! a buffer, many pipelined answers per `write`.
 //!
 //! The server models (`prefork`, `threadpool`, `thread-per-conn`, `event`) and the load
-//! generator build on these two modules; [`tls`] gives the client HTTPS.
+//! generator build on these two modules; [`tls`] gives the client HTTPS and [`extract`] reads
+//! what a scraper takes out of a page.
 
 pub mod codec;
 pub mod counters;
+pub mod extract;
 pub mod load;
 pub mod response;
 pub mod server;

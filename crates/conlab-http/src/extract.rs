@@ -1,0 +1,258 @@
+//! What a scraper takes out of a page, with a real HTML parser fed as the bytes arrive
+//! (Cloudflare's lol_html: streaming, CSS selectors), never a regex: the `<title>` by
+//! default, or the text or an attribute of every element a CSS selector matches. Bytes are
+//! decoded from the charset the response's headers name, switching to the one a `<meta
+//! charset>` names, as browsers do; bytes that are not valid in it become U+FFFD, never an
+//! error. Once the title is read, [`Extract::feed`] says so, and the rest of the page need
+//! not be fetched.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use lol_html::html_content::{Element, EndTag, TextChunk};
+use lol_html::{AsciiCompatibleEncoding, ElementContentHandlers, HtmlRewriter, Settings};
+
+/// What to take out of a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pick {
+    /// The first `<title>`'s text, whitespace collapsed as a browser's `document.title`.
+    Title,
+    /// The text (collapsed the same way) of every element `selector` matches, or its
+    /// attribute `attr` (`--select 'a@href'`).
+    Css {
+        /// A CSS selector, as lol_html reads them.
+        selector: String,
+        /// The attribute to take instead of the text.
+        attr: Option<String>,
+    },
+}
+
+impl Pick {
+    /// `--select`'s syntax: `CSS` for the text, `CSS@attr` for an attribute; empty for the
+    /// title.
+    pub fn parse(spec: &str) -> Pick {
+        match spec.trim() {
+            "" | "title" => Pick::Title,
+            spec => match spec.rsplit_once('@') {
+                Some((css, attr)) if !attr.is_empty() && !attr.contains([' ', ']', '"']) => {
+                    Pick::Css {
+                        selector: css.trim().to_string(),
+                        attr: Some(attr.to_string()),
+                    }
+                }
+                _ => Pick::Css {
+                    selector: spec.to_string(),
+                    attr: None,
+                },
+            },
+        }
+    }
+}
+
+/// A selector lol_html cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--select `{selector}`: {why}")]
+pub struct SelectorError {
+    /// The selector given.
+    pub selector: String,
+    /// What lol_html said.
+    pub why: String,
+}
+
+#[derive(Debug, Default)]
+struct Found {
+    values: Vec<String>,
+    /// Texts of matched elements not closed yet, innermost last.
+    open: Vec<String>,
+    /// The title has been read.
+    done: bool,
+}
+
+/// A page being read.
+pub struct Extract {
+    rewriter: HtmlRewriter<'static, fn(&[u8])>,
+    found: Rc<RefCell<Found>>,
+}
+
+impl std::fmt::Debug for Extract {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extract")
+            .field("found", &self.found)
+            .finish()
+    }
+}
+
+/// The page's own bytes are not kept: only what the handlers take.
+fn discard(_: &[u8]) {}
+
+impl Extract {
+    /// A reader for `pick`, decoding from `charset` (a label from Content-Type; UTF-8 when
+    /// absent or not an ASCII-compatible encoding lol_html can read).
+    pub fn new(pick: &Pick, charset: Option<&str>) -> Result<Extract, SelectorError> {
+        let found = Rc::new(RefCell::new(Found::default()));
+        let (selector, attr, title) = match pick {
+            Pick::Title => ("title".to_string(), None, true),
+            Pick::Css { selector, attr } => (selector.clone(), attr.clone(), false),
+        };
+        let parsed: lol_html::Selector = selector.parse().map_err(|e| SelectorError {
+            selector: selector.clone(),
+            why: format!("{e}"),
+        })?;
+        let on_element = {
+            let found = Rc::clone(&found);
+            move |el: &mut Element<'_, '_>| {
+                let mut f = found.borrow_mut();
+                if f.done {
+                    return Ok(());
+                }
+                if let Some(attr) = &attr {
+                    if let Some(value) = el.get_attribute(attr) {
+                        f.values.push(value);
+                    }
+                    return Ok(());
+                }
+                f.open.push(String::new());
+                drop(f);
+                let found = Rc::clone(&found);
+                // A void or unclosed element has no end tag: `finish` takes its text.
+                if let Some(handlers) = el.end_tag_handlers() {
+                    handlers.push(Box::new(move |_: &mut EndTag<'_>| {
+                        let mut f = found.borrow_mut();
+                        if let Some(text) = f.open.pop() {
+                            f.values.push(collapse(&text));
+                            if title {
+                                f.done = true;
+                            }
+                        }
+                        Ok(())
+                    }));
+                }
+                Ok(())
+            }
+        };
+        let on_text = {
+            let found = Rc::clone(&found);
+            move |t: &mut TextChunk<'_>| {
+                let mut f = found.borrow_mut();
+                if !f.done
+                    && let Some(open) = f.open.last_mut()
+                {
+                    open.push_str(t.as_str());
+                }
+                Ok(())
+            }
+        };
+        let encoding = charset
+            .and_then(|label| encoding_rs::Encoding::for_label_no_replacement(label.as_bytes()))
+            .and_then(AsciiCompatibleEncoding::new)
+            .unwrap_or_else(AsciiCompatibleEncoding::utf_8);
+        let settings = Settings {
+            element_content_handlers: vec![(
+                std::borrow::Cow::Owned(parsed),
+                ElementContentHandlers::default()
+                    .element(on_element)
+                    .text(on_text),
+            )],
+            encoding,
+            adjust_charset_on_meta_tag: true,
+            ..Settings::new()
+        };
+        Ok(Extract {
+            rewriter: HtmlRewriter::new(settings, discard as fn(&[u8])),
+            found,
+        })
+    }
+
+    /// Reads the next bytes of the page; true once the title is read (the rest of the page
+    /// is not needed). Markup lol_html cannot read is left unread: what was found stands.
+    pub fn feed(&mut self, bytes: &[u8]) -> bool {
+        if !self.found.borrow().done && self.rewriter.write(bytes).is_err() {
+            self.found.borrow_mut().done = true;
+        }
+        self.found.borrow().done
+    }
+
+    /// What was found, in document order; an element the page never closed gives the text
+    /// read up to its end.
+    pub fn finish(self) -> Vec<String> {
+        let Extract { rewriter, found } = self;
+        let _ = rewriter.end();
+        let mut f = found.borrow_mut();
+        let open = std::mem::take(&mut f.open);
+        let done = f.done;
+        let mut values = std::mem::take(&mut f.values);
+        if !done {
+            values.extend(open.iter().map(|t| collapse(t)));
+        }
+        values
+    }
+}
+
+/// ASCII whitespace runs as one space, none at the ends: a browser's `document.title`.
+fn collapse(text: &str) -> String {
+    text.split_ascii_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `page` fed in pieces of `step` bytes.
+    fn pick(page: &[u8], what: &str, charset: Option<&str>, step: usize) -> Vec<String> {
+        let mut x = Extract::new(&Pick::parse(what), charset).unwrap();
+        for piece in page.chunks(step) {
+            if x.feed(piece) {
+                break;
+            }
+        }
+        x.finish()
+    }
+
+    #[test]
+    fn the_title_is_read_in_any_pieces_and_reading_stops_there() {
+        let page = b"<!doctype html><html><head><title>\n  The  Gophers'\tBook \n</title>\
+                     <title>second</title></head><body><h1>x</h1></body></html>";
+        for step in [1, 3, 7, 4096] {
+            assert_eq!(
+                pick(page, "", None, step),
+                ["The Gophers' Book"],
+                "step {step}"
+            );
+        }
+        let mut x = Extract::new(&Pick::Title, None).unwrap();
+        assert!(!x.feed(b"<html><head><title>early"));
+        assert!(x.feed(b" bird</title>"), "done once the title is closed");
+        assert_eq!(x.finish(), ["early bird"]);
+        // No title; an unclosed one gives what it had.
+        assert!(pick(b"<html><body>none</body></html>", "", None, 64).is_empty());
+        assert_eq!(pick(b"<title>cut off", "", None, 64), ["cut off"]);
+    }
+
+    #[test]
+    fn css_selects_texts_and_attributes_in_document_order() {
+        let page = br#"<ul><li><a href="/a">One <b>1</b></a></li><li><a href="/b" class="x">Two</a></li></ul><a>no href</a>"#;
+        assert_eq!(pick(page, "li a", None, 5), ["One 1", "Two"]);
+        assert_eq!(pick(page, "a@href", None, 5), ["/a", "/b"]);
+        assert_eq!(pick(page, "a.x", None, 5), ["Two"]);
+        let e = Extract::new(&Pick::parse("a[[["), None).unwrap_err();
+        assert!(e.to_string().contains("a[[["), "{e}");
+    }
+
+    #[test]
+    fn charsets_come_from_the_header_or_the_meta_tag_and_garbage_is_not_an_error() {
+        // "Café" in Latin-1, named by the response's header.
+        let latin1 = b"<title>Caf\xe9</title>";
+        assert_eq!(pick(latin1, "", Some("iso-8859-1"), 64), ["Caf\u{e9}"]);
+        // The same bytes named by a <meta charset> before the title.
+        let meta = b"<meta charset=\"windows-1252\"><title>Caf\xe9</title>";
+        assert_eq!(pick(meta, "", None, 64), ["Caf\u{e9}"]);
+        // Read as UTF-8, the stray byte becomes U+FFFD.
+        assert_eq!(pick(latin1, "", None, 64), ["Caf\u{fffd}"]);
+        // Arbitrary bytes (a multiplicative hash of the index): no panic.
+        let noise: Vec<u8> = (0..100_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        let _ = pick(&noise, "", None, 1000);
+        let _ = pick(&noise, "a@href", Some("shift_jis"), 1000);
+    }
+}

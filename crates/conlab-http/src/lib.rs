@@ -9,11 +9,12 @@
 //!
 //! The server models (`prefork`, `threadpool`, `thread-per-conn`, `event`) and the load
 //! generator build on these two modules; [`tls`] gives the client HTTPS and [`extract`] reads
-//! what a scraper takes out of a page.
+//! what a scraper takes out of a page; [`frontier`] is the crawl's queue of pages.
 
 pub mod codec;
 pub mod counters;
 pub mod extract;
+pub mod frontier;
 pub mod load;
 pub mod response;
 pub mod server;

@@ -592,12 +592,7 @@ fn take(shared: &Shared, start: Instant) -> bool {
 }
 
 async fn connection(shared: &Shared, index: usize, start: Instant, tally: &RefCell<Tally>) {
-    let mut first_answer = None;
-    connect_and_send(shared, index, start, tally, &mut first_answer).await;
-    let deadline = shared.config.duration.map(|d| start + d);
-    if first_answer.is_some_and(|at| deadline.is_none_or(|d| at <= d)) {
-        tally.borrow_mut().connections_answered += 1;
-    }
+    connect_and_send(shared, index, start, tally, &mut false).await;
 }
 
 /// What waiting for more of a response gave.
@@ -674,7 +669,7 @@ async fn connect_and_send(
     index: usize,
     start: Instant,
     tally: &RefCell<Tally>,
-    first_answer: &mut Option<Instant>,
+    answered: &mut bool,
 ) {
     let config = &shared.config;
     let end = config.duration.map(|d| start + d);
@@ -863,16 +858,7 @@ async fn connect_and_send(
                         break;
                     });
                 }
-                if !count(
-                    shared,
-                    tally,
-                    first_answer,
-                    status,
-                    bytes,
-                    due,
-                    sent_at,
-                    end,
-                ) {
+                if !count(shared, tally, answered, status, bytes, due, sent_at, end) {
                     return;
                 }
                 if close || closed {
@@ -889,7 +875,7 @@ async fn connect_and_send(
 fn count(
     shared: &Shared,
     tally: &RefCell<Tally>,
-    first_answer: &mut Option<Instant>,
+    answered: &mut bool,
     status: u16,
     bytes: u64,
     due: Option<Instant>,
@@ -900,8 +886,12 @@ fn count(
     if end.is_some_and(|e| now > e) {
         return false;
     }
-    first_answer.get_or_insert(now);
     let mut t = tally.borrow_mut();
+    // Counted at the first answer (within the run, checked above), so an interrupted
+    // connection that was answered still counts.
+    if !std::mem::replace(answered, true) {
+        t.connections_answered += 1;
+    }
     t.requests += 1;
     t.bytes += bytes;
     if (200..300).contains(&status) {

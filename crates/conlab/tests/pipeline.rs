@@ -330,11 +330,11 @@ fn pipeline_gzip_reads_gzip_and_pigz_command_lines_as_they_do() {
         gunzip(&dir.path("x9.gz")),
         "the manuals\n".repeat(1000).as_bytes()
     );
-    // The last level given counts: -1 after --level 9 is level 1 (XFL 4 in the header).
+    // The last level given counts: -1 after -l 9 is level 1 (XFL 4 in the header).
     let (_, fast, _) = run(&[
         "pipeline",
         "gzip",
-        "--level",
+        "-l",
         "9",
         "-1",
         "-c",
@@ -352,6 +352,10 @@ fn pipeline_gzip_reads_gzip_and_pigz_command_lines_as_they_do() {
     assert_eq!(code, Some(0));
     assert!(!tree.join("y.gz.gz").exists());
     assert!(err.contains("already has the .gz suffix"), "{err}");
+    // -l FILE.gz is gzip's --list: refused by that name, not as a bad number.
+    let (code, _, err) = run(&["pipeline", "gzip", "-l", &s(&tree.join("x.gz"))]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--list"), "{err}");
     let (code, _, err) = run(&["pipeline", "gzip", "-d", &s(&tree.join("x.gz"))]);
     assert_eq!(code, Some(2));
     assert!(err.contains("only compresses"), "{err}");

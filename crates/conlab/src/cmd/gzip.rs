@@ -65,8 +65,9 @@ pub(crate) struct GzipArgs {
     stdout: bool,
 
     /// Compression level, 0 (store) to 9 (slowest); or -1 ... -9, as gzip. (zlib-rs's 9 is
-    /// not always smaller than its 8.)
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9),
+    /// not always smaller than its 8.) -l takes a level only: gzip's and pigz's -l
+    /// (--list, no value) is refused.
+    #[arg(short = 'l', long, default_value_t = 6, value_parser = level_value,
           overrides_with_all = LEVEL_FLAGS)]
     level: u32,
 
@@ -125,8 +126,8 @@ pub(crate) struct GzipArgs {
     #[arg(short = 'd', long = "decompress", alias = "uncompress", hide = true)]
     decompress: bool,
 
-    /// Not supported: gzip's and pigz's -l is --list.
-    #[arg(short = 'l', long = "list", hide = true)]
+    /// Not supported: gzip's and pigz's --list.
+    #[arg(long = "list", hide = true)]
     list: bool,
 }
 
@@ -141,8 +142,8 @@ pub(crate) fn run(args: &GzipArgs) -> Result<ExitCode> {
     }
     if args.list {
         return Err(usage(
-            "-l: gzip's and pigz's -l (--list) is not supported; list with gzip -l. The \
-             level is --level N, or -1 ... -9"
+            "--list: gzip's and pigz's --list is not supported; list with gzip -l. The \
+             level is -l N, or -1 ... -9"
                 .to_string(),
         ));
     }
@@ -203,6 +204,19 @@ pub(crate) fn run(args: &GzipArgs) -> Result<ExitCode> {
         stats(&summary, plan.jobs.len(), started.elapsed());
     }
     Ok(ExitCode::from(status))
+}
+
+/// `-l`'s value: a level, 0 to 9. Anything else is most likely gzip's `-l FILE.gz`
+/// (--list), which is named as such rather than read as a bad number.
+fn level_value(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(n) if n <= 9 => Ok(n),
+        Ok(_) => Err(format!("{text} is not a level: gzip levels are 0 to 9")),
+        Err(_) => Err(format!(
+            "-l takes a level from 0 to 9; gzip's and pigz's -l (--list, which would read \
+             {text}) is not supported: list with gzip -l"
+        )),
+    }
 }
 
 /// The last level flag given, or --level.

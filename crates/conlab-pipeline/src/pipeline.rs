@@ -89,6 +89,13 @@ pub enum PipelineError {
     },
 }
 
+impl PipelineError {
+    /// The error of `what` (a thread, the event loop) not starting, for `map_err`.
+    fn start(what: &'static str) -> impl FnOnce(std::io::Error) -> PipelineError {
+        move |source| PipelineError::Start { what, source }
+    }
+}
+
 type Item<T> = (u64, T);
 
 /// Items handed over together. Their latency runs from `born`, when the batch's first item
@@ -501,13 +508,7 @@ impl<T: Send + 'static> Pipeline<T> {
                 );
             }
         });
-        match not_started {
-            Some(source) => Err(PipelineError::Start {
-                what: "threads",
-                source,
-            }),
-            None => Ok(histogram),
-        }
+        not_started.map_or(Ok(histogram), |e| Err(PipelineError::start("threads")(e)))
     }
 
     fn run_async<I, S>(
@@ -525,10 +526,7 @@ impl<T: Send + 'static> Pipeline<T> {
             .on_thread_start(precise_timers)
             .enable_time()
             .build()
-            .map_err(|source| PipelineError::Start {
-                what: "event loop",
-                source,
-            })?;
+            .map_err(PipelineError::start("event loop"))?;
         let n = self.stages.len();
         let cap = self.batches_per_queue();
         let batch = self.batch;
@@ -677,13 +675,9 @@ impl<T: Send + 'static> Pipeline<T> {
             // A source blocked on a permit after a failure: let it see the stop.
             permits.close();
         });
-        match not_started {
-            Some(source) => Err(PipelineError::Start {
-                what: "source thread",
-                source,
-            }),
-            None => Ok(histogram),
-        }
+        not_started.map_or(Ok(histogram), |e| {
+            Err(PipelineError::start("source thread")(e))
+        })
     }
 
     fn report(

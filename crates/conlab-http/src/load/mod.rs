@@ -355,6 +355,15 @@ pub struct LoadResult {
     pub interrupted: bool,
 }
 
+impl Shared {
+    fn interrupted_at(&self) -> Option<Instant> {
+        *self
+            .interrupted_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 struct Shared {
     config: LoadConfig,
     /// For `https` targets.
@@ -366,9 +375,8 @@ struct Shared {
     /// Requests still to send in `-n` mode (decremented before sending).
     budget: AtomicU64,
     stop: AtomicBool,
-    /// Stopped from outside (Ctrl-C): connections end where they wait.
-    interrupted: AtomicBool,
-    /// When the run was interrupted, for its length.
+    /// When the run was stopped from outside (Ctrl-C), for its length; connections then
+    /// end where they wait.
     interrupted_at: std::sync::Mutex<Option<Instant>>,
     /// Responses received so far, for progress.
     done: AtomicU64,
@@ -440,7 +448,6 @@ impl Progress {
             .unwrap_or_else(|e| e.into_inner());
         at.get_or_insert_with(Instant::now);
         self.0.stop.store(true, Ordering::SeqCst);
-        self.0.interrupted.store(true, Ordering::SeqCst);
     }
 }
 
@@ -485,7 +492,6 @@ pub fn run(config: LoadConfig, on_start: impl FnOnce(Progress)) -> LoadResult {
         request,
         budget: AtomicU64::new(config.requests.unwrap_or(u64::MAX)),
         stop: AtomicBool::new(false),
-        interrupted: AtomicBool::new(false),
         interrupted_at: std::sync::Mutex::new(None),
         done: AtomicU64::new(0),
         config,
@@ -505,10 +511,7 @@ pub fn run(config: LoadConfig, on_start: impl FnOnce(Progress)) -> LoadResult {
             total.merge(t);
         }
     }
-    let interrupted_at = *shared
-        .interrupted_at
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let interrupted_at = shared.interrupted_at();
     LoadResult {
         requests: total.requests,
         successes: total.successes,
@@ -561,7 +564,7 @@ fn run_thread(
         let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
         let interrupted = Arc::clone(shared);
         let watcher = tokio::task::spawn_local(async move {
-            while !interrupted.interrupted.load(Ordering::SeqCst) {
+            while interrupted.interrupted_at().is_none() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             for a in aborts {

@@ -92,13 +92,13 @@ fn temp_name(target: &Path, member: usize) -> PathBuf {
 }
 
 impl Files<'_> {
+    /// The error of doing `action` to job `i`'s output (named by its final name, never the
+    /// temporary one).
     fn file_error(&self, i: usize, action: &'static str) -> impl FnOnce(io::Error) -> GzipError {
-        let path = self.jobs[i].output.clone().unwrap_or_default();
-        move |source| GzipError::File {
+        GzipError::at(
             action,
-            path,
-            source,
-        }
+            self.jobs[i].output.as_deref().unwrap_or(Path::new("")),
+        )
     }
 
     /// Puts the complete temporary file under its final name: a hard link, which fails
@@ -145,11 +145,7 @@ impl Members for Files<'_> {
         if job.make_dirs
             && let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty())
         {
-            std::fs::create_dir_all(dir).map_err(|source| GzipError::File {
-                action: "creating",
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            std::fs::create_dir_all(dir).map_err(GzipError::at("creating", dir))?;
         }
         let input = (job.input.as_os_str() != "-")
             .then(|| std::fs::metadata(&job.input).ok())
@@ -219,11 +215,7 @@ impl Members for Files<'_> {
 
     fn write_error(&self, i: usize, source: io::Error) -> GzipError {
         match &self.jobs[i].output {
-            Some(path) => GzipError::File {
-                action: "writing",
-                path: path.clone(),
-                source,
-            },
+            Some(path) => GzipError::at("writing", path)(source),
             None => GzipError::Write(source),
         }
     }

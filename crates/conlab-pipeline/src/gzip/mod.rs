@@ -128,6 +128,19 @@ pub enum GzipError {
 }
 
 impl GzipError {
+    /// The error of doing `action` (`reading`, `creating`, ...) to `path`, for `map_err`.
+    pub(crate) fn at(
+        action: &'static str,
+        path: &std::path::Path,
+    ) -> impl FnOnce(io::Error) -> GzipError {
+        let path = path.to_path_buf();
+        move |source| GzipError::File {
+            action,
+            path,
+            source,
+        }
+    }
+
     /// gzip's exit status for an input left out this way: 2 (a warning) for an output
     /// already there, a link to a directory or what is not a file, 0 for a name that ends
     /// in `.gz` (gzip only notes it), 1 for the rest.
@@ -252,17 +265,9 @@ pub fn compress_jobs(
             }
             std::fs::File::open(&job.input)
                 .map(|f| Box::new(f) as Box<dyn Read + Send>)
-                .map_err(|source| GzipError::File {
-                    action: "reading",
-                    path: job.input.clone(),
-                    source,
-                })
+                .map_err(GzipError::at("reading", &job.input))
         });
-    let read_error = |member: usize, source| GzipError::File {
-        action: "reading",
-        path: jobs[member].input.clone(),
-        source,
-    };
+    let read_error = |member: usize, source| GzipError::at("reading", &jobs[member].input)(source);
     let mut files = files::Files {
         jobs,
         force,

@@ -160,19 +160,14 @@ pub fn plan(inputs: &[PathBuf], output: Option<&Path>, force: bool) -> Result<Pl
 
 /// `input`'s metadata, following a symbolic link only when `force`.
 fn followed(input: &Path, force: bool) -> Result<std::fs::Metadata, GzipError> {
-    let reading = |source| GzipError::File {
-        action: "reading",
-        path: input.to_path_buf(),
-        source,
-    };
-    let meta = std::fs::symlink_metadata(input).map_err(reading)?;
+    let meta = std::fs::symlink_metadata(input).map_err(GzipError::at("reading", input))?;
     if !meta.file_type().is_symlink() {
         return Ok(meta);
     }
     if !force {
         return Err(GzipError::SymbolicLink(input.to_path_buf()));
     }
-    std::fs::metadata(input).map_err(reading)
+    std::fs::metadata(input).map_err(GzipError::at("reading", input))
 }
 
 /// A temporary file of a conlab gzip (this run's, another one's running beside it, or one
@@ -203,11 +198,7 @@ pub fn files_under(dir: &Path, force: bool) -> (Vec<PathBuf>, Vec<GzipError>) {
     let (mut out, mut skipped) = (Vec::new(), Vec::new());
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let listing = |source| GzipError::File {
-            action: "listing",
-            path: d.clone(),
-            source,
-        };
+        let listing = |e| GzipError::at("listing", &d)(e);
         let entries = match std::fs::read_dir(&d) {
             Ok(entries) => entries,
             Err(e) => {

@@ -302,14 +302,10 @@ fn on_signals(cancel: &Cancel, unfinished: &Unfinished) -> Result<Arc<AtomicI32>
 
 /// An error and its causes on one line, as `{:#}` prints an anyhow chain.
 fn chain(e: &GzipError) -> String {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
+    anyhow::Chain::new(e)
+        .map(|cause| cause.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// A line on standard error that may fail (a full or closed stderr) without stopping.

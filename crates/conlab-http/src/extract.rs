@@ -6,11 +6,12 @@
 //! error. Once the title is read, [`Extract::feed`] says so, and the rest of the page need
 //! not be fetched.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use lol_html::html_content::{Element, EndTag, TextChunk};
-use lol_html::{AsciiCompatibleEncoding, ElementContentHandlers, HtmlRewriter, Settings};
+use lol_html::AsciiCompatibleEncoding;
+use lol_html::html_content::{EndTag, TextChunk};
+// The `Send` flavour: fetch's async model moves a page being read between tokio's threads.
+use lol_html::send::{Element, ElementContentHandlers, HtmlRewriter, Settings};
 
 /// What to take out of a page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,12 +67,21 @@ struct Found {
     open: Vec<String>,
     /// The title has been read.
     done: bool,
+    /// Every `<a href>`, for a crawl; `None` when not asked for.
+    links: Option<Vec<String>>,
+}
+
+impl Found {
+    /// Nothing more is needed from the page.
+    fn finished(&self) -> bool {
+        self.done && self.links.is_none()
+    }
 }
 
 /// A page being read.
 pub struct Extract {
     rewriter: HtmlRewriter<'static, fn(&[u8])>,
-    found: Rc<RefCell<Found>>,
+    found: Arc<Mutex<Found>>,
 }
 
 impl std::fmt::Debug for Extract {
@@ -85,11 +95,29 @@ impl std::fmt::Debug for Extract {
 /// The page's own bytes are not kept: only what the handlers take.
 fn discard(_: &[u8]) {}
 
+/// The findings, locked (never contended: one page is read by one thread at a time).
+fn lock(found: &Mutex<Found>) -> MutexGuard<'_, Found> {
+    found.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Extract {
     /// A reader for `pick`, decoding from `charset` (a label from Content-Type; UTF-8 when
     /// absent or not an ASCII-compatible encoding lol_html can read).
     pub fn new(pick: &Pick, charset: Option<&str>) -> Result<Extract, SelectorError> {
-        let found = Rc::new(RefCell::new(Found::default()));
+        Self::build(pick, charset, false)
+    }
+
+    /// As [`Extract::new`], also keeping every `<a href>` (a crawl's links): the page is then
+    /// read to its end.
+    pub fn with_links(pick: &Pick, charset: Option<&str>) -> Result<Extract, SelectorError> {
+        Self::build(pick, charset, true)
+    }
+
+    fn build(pick: &Pick, charset: Option<&str>, links: bool) -> Result<Extract, SelectorError> {
+        let found = Arc::new(Mutex::new(Found {
+            links: links.then(Vec::new),
+            ..Found::default()
+        }));
         let (selector, attr, title) = match pick {
             Pick::Title => ("title".to_string(), None, true),
             Pick::Css { selector, attr } => (selector.clone(), attr.clone(), false),
@@ -99,9 +127,9 @@ impl Extract {
             why: format!("{e}"),
         })?;
         let on_element = {
-            let found = Rc::clone(&found);
+            let found = Arc::clone(&found);
             move |el: &mut Element<'_, '_>| {
-                let mut f = found.borrow_mut();
+                let mut f = lock(&found);
                 if f.done {
                     return Ok(());
                 }
@@ -113,11 +141,11 @@ impl Extract {
                 }
                 f.open.push(String::new());
                 drop(f);
-                let found = Rc::clone(&found);
+                let found = Arc::clone(&found);
                 // A void or unclosed element has no end tag: `finish` takes its text.
                 if let Some(handlers) = el.end_tag_handlers() {
                     handlers.push(Box::new(move |_: &mut EndTag<'_>| {
-                        let mut f = found.borrow_mut();
+                        let mut f = lock(&found);
                         if let Some(text) = f.open.pop() {
                             f.values.push(collapse(&text));
                             if title {
@@ -131,9 +159,9 @@ impl Extract {
             }
         };
         let on_text = {
-            let found = Rc::clone(&found);
+            let found = Arc::clone(&found);
             move |t: &mut TextChunk<'_>| {
-                let mut f = found.borrow_mut();
+                let mut f = lock(&found);
                 if !f.done
                     && let Some(open) = f.open.last_mut()
                 {
@@ -146,16 +174,32 @@ impl Extract {
             .and_then(|label| encoding_rs::Encoding::for_label_no_replacement(label.as_bytes()))
             .and_then(AsciiCompatibleEncoding::new)
             .unwrap_or_else(AsciiCompatibleEncoding::utf_8);
+        let mut handlers = vec![(
+            std::borrow::Cow::Owned(parsed),
+            ElementContentHandlers::default()
+                .element(on_element)
+                .text(on_text),
+        )];
+        if links {
+            let found = Arc::clone(&found);
+            let anchors: lol_html::Selector = "a[href]".parse().expect("a valid selector");
+            handlers.push((
+                std::borrow::Cow::Owned(anchors),
+                ElementContentHandlers::default().element(move |el: &mut Element<'_, '_>| {
+                    if let (Some(href), Some(links)) =
+                        (el.get_attribute("href"), lock(&found).links.as_mut())
+                    {
+                        links.push(href);
+                    }
+                    Ok(())
+                }),
+            ));
+        }
         let settings = Settings {
-            element_content_handlers: vec![(
-                std::borrow::Cow::Owned(parsed),
-                ElementContentHandlers::default()
-                    .element(on_element)
-                    .text(on_text),
-            )],
+            element_content_handlers: handlers,
             encoding,
             adjust_charset_on_meta_tag: true,
-            ..Settings::new()
+            ..Settings::new_send()
         };
         Ok(Extract {
             rewriter: HtmlRewriter::new(settings, discard as fn(&[u8])),
@@ -163,28 +207,36 @@ impl Extract {
         })
     }
 
-    /// Reads the next bytes of the page; true once the title is read (the rest of the page
-    /// is not needed). Markup lol_html cannot read is left unread: what was found stands.
+    /// Reads the next bytes of the page; true once the title is read and no links are wanted
+    /// (the rest of the page is not needed). Markup lol_html cannot read is left unread:
+    /// what was found stands.
     pub fn feed(&mut self, bytes: &[u8]) -> bool {
-        if !self.found.borrow().done && self.rewriter.write(bytes).is_err() {
-            self.found.borrow_mut().done = true;
+        if !lock(&self.found).finished() && self.rewriter.write(bytes).is_err() {
+            let mut f = lock(&self.found);
+            f.done = true;
+            f.links.take();
         }
-        self.found.borrow().done
+        lock(&self.found).finished()
     }
 
     /// What was found, in document order; an element the page never closed gives the text
     /// read up to its end.
     pub fn finish(self) -> Vec<String> {
+        self.finish_with_links().0
+    }
+
+    /// What was found, and the page's links (empty unless made [`Extract::with_links`]).
+    pub fn finish_with_links(self) -> (Vec<String>, Vec<String>) {
         let Extract { rewriter, found } = self;
         let _ = rewriter.end();
-        let mut f = found.borrow_mut();
+        let mut f = lock(&found);
         let open = std::mem::take(&mut f.open);
         let done = f.done;
         let mut values = std::mem::take(&mut f.values);
         if !done {
             values.extend(open.iter().map(|t| collapse(t)));
         }
-        values
+        (values, f.links.take().unwrap_or_default())
     }
 }
 
@@ -235,6 +287,17 @@ mod tests {
         assert_eq!(pick(page, "a@href", None, 5), ["/a", "/b"]);
         assert_eq!(pick(page, "a.x", None, 5), ["Two"]);
         let e = Extract::new(&Pick::parse("a[[["), None).unwrap_err();
+        // With links, the page is read past its title, to its last link.
+        let mut x = Extract::with_links(&Pick::Title, None).unwrap();
+        assert!(!x.feed(b"<title>t</title><a href=/one>1</a>"));
+        assert!(!x.feed(b"<a href='two'>2</a><a>none</a>"));
+        assert_eq!(
+            x.finish_with_links(),
+            (
+                vec!["t".to_string()],
+                vec!["/one".to_string(), "two".to_string()]
+            )
+        );
         assert!(e.to_string().contains("a[[["), "{e}");
     }
 

@@ -97,6 +97,12 @@ impl Frontier {
         }
     }
 
+    /// Marks `url` visited without queueing it (a redirect's target); false if it was
+    /// already queued or visited.
+    pub fn visit(&mut self, url: &Url) -> bool {
+        self.seen.insert(url.as_str().to_string())
+    }
+
     /// The next page to visit and its depth, oldest first.
     pub fn take(&mut self) -> Option<(Url, u32)> {
         self.queue.pop_front()

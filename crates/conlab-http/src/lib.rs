@@ -11,9 +11,11 @@
 //! generator build on these two modules; [`tls`] gives the client HTTPS and [`extract`] reads
 //! what a scraper takes out of a page; [`frontier`] is the crawl's queue of pages.
 
+pub mod client;
 pub mod codec;
 pub mod counters;
 pub mod extract;
+pub mod fetch;
 pub mod frontier;
 pub mod load;
 pub mod response;

@@ -6,7 +6,7 @@
 //! | `GET /static/PATH` | the file `PATH` under `--root` (never outside it) |
 //! | `GET /cpu?n=N` | the sum of the primes <= N, as text: CPU-bound (n=1000 gives 76127) |
 //! | `GET /sleep?ms=M` | waits M ms, then answers: slow I/O |
-//! | `GET /site/N.html` | page N of a synthetic site of linked pages with `<title>`s |
+//! | `GET /site/N.html` | page N of a synthetic site of linked pages with `<title>`s (`?ms=M`: after M ms, a slow page) |
 //! | `GET /stats` | JSON counters: requests, responses by status, connections |
 //!
 //! `HEAD` works wherever `GET` does; other methods get 405; unknown paths 404. A handler never
@@ -153,7 +153,17 @@ impl Site {
                     .strip_prefix("/site/")
                     .and_then(|p| p.strip_suffix(".html"))
                 {
-                    site_page(page)
+                    let page = site_page(page);
+                    match req.param("ms").map(|m| m.parse::<u64>()) {
+                        None => page,
+                        Some(Ok(ms)) if ms <= 60_000 => {
+                            return Reply::After(Duration::from_millis(ms), page);
+                        }
+                        Some(_) => Response::text(
+                            400,
+                            "/site/N.html?ms=M with M a whole number up to 60000\n",
+                        ),
+                    }
                 } else if let Some(file) = path.strip_prefix("/static/") {
                     self.static_file(file)
                 } else {
@@ -286,6 +296,11 @@ mod tests {
         assert_eq!(status, 200);
         assert!(page.contains("<title>Page 3</title>") && page.contains("/site/22.html"));
         assert_eq!(body(get(&site, "/site/99999.html")).0, 404);
+        assert!(matches!(
+            get(&site, "/site/3.html?ms=7"),
+            Reply::After(d, r) if d == Duration::from_millis(7) && r.status == 200
+        ));
+        assert_eq!(body(get(&site, "/site/3.html?ms=x")).0, 400);
         assert_eq!(body(get(&site, "/nope")).0, 404);
         site.count(200);
         assert!(body(get(&site, "/stats")).1.contains("\"requests\":1"));

@@ -41,6 +41,7 @@ pub struct TlsOptions {
 /// A client's TLS settings, built once and shared by every connection.
 #[derive(Clone)]
 pub struct TlsClient {
+    config: Arc<rustls::ClientConfig>,
     connector: tokio_rustls::TlsConnector,
 }
 
@@ -84,17 +85,29 @@ impl TlsClient {
                 .set_certificate_verifier(Arc::new(AnyCertificate(provider)));
         }
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let config = Arc::new(config);
         Ok(TlsClient {
-            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            connector: tokio_rustls::TlsConnector::from(Arc::clone(&config)),
+            config,
+        })
+    }
+
+    /// The rustls configuration, for a blocking connection (fetch's threads model).
+    pub fn config(&self) -> Arc<rustls::ClientConfig> {
+        Arc::clone(&self.config)
+    }
+
+    /// The name a certificate is checked against: `host` without IPv6 brackets.
+    pub fn server_name(host: &str) -> std::io::Result<ServerName<'static>> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        ServerName::try_from(host.to_string()).map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host}: {e}"))
         })
     }
 
     /// The TLS handshake over `tcp` for `host` (its name, or an IP address).
     pub async fn connect(&self, tcp: TcpStream, host: &str) -> std::io::Result<Conn> {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let name = ServerName::try_from(host.to_string()).map_err(|e| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host}: {e}"))
-        })?;
+        let name = Self::server_name(host)?;
         let tls = self.connector.connect(name, tcp).await?;
         Ok(Conn::Tls(Box::new(tls)))
     }

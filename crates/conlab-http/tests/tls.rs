@@ -1,6 +1,6 @@
 //! `load` over HTTPS against a TLS server on loopback with a certificate made here: trusted
 //! through a CA file, refused without it (a `tls` error that says why, and a run that ends),
-//! and accepted by `insecure`.
+//! and accepted by `insecure`; and `fetch` over HTTPS under both its models, the same way.
 
 use std::sync::Arc;
 
@@ -57,7 +57,7 @@ fn tls_server() -> (std::net::SocketAddr, String) {
                         buf.extend_from_slice(&chunk[..n]);
                         while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                             buf.drain(..end + 4);
-                            let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                            let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 21\r\n\r\n<title>secure</title>";
                             if tls.write_all(reply).await.is_err() {
                                 return;
                             }
@@ -135,5 +135,47 @@ fn https_is_loaded_when_its_certificate_is_trusted_and_refused_when_not() {
     .validate()
     .unwrap_err();
     assert!(e.to_string().contains("--cacert"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn https_pages_are_fetched_by_both_models_when_trusted_and_are_tls_rows_when_not() {
+    use conlab_http::fetch::{self, Feed, FetchConfig, FetchModel};
+    let (addr, pem) = tls_server();
+    let dir = std::env::temp_dir().join(format!("conlab-tls-fetch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, pem).unwrap();
+    let urls: Vec<String> = (0..5)
+        .map(|i| format!("https://localhost:{}/p{i}", addr.port()))
+        .collect();
+    for model in [FetchModel::Async, FetchModel::Threads] {
+        for (ca_file, want) in [(Some(ca.clone()), None), (None, Some("tls"))] {
+            let config = FetchConfig {
+                model,
+                concurrency: 2,
+                tls: TlsOptions {
+                    ca_file: ca_file.clone(),
+                    insecure: false,
+                },
+                ..FetchConfig::default()
+            };
+            let mut rows = Vec::new();
+            let feed = Feed::Urls(Box::new(urls.clone().into_iter()));
+            fetch::run(config, feed, |_| {}, |r| rows.push(r.clone())).unwrap();
+            assert_eq!(rows.len(), 5);
+            for r in &rows {
+                assert_eq!(r.error.as_deref(), want, "{model:?} {r:?}");
+                if want.is_none() {
+                    assert_eq!(r.title.as_deref(), Some("secure"));
+                } else {
+                    assert!(
+                        r.detail.as_deref().unwrap().contains("certificate"),
+                        "{r:?}"
+                    );
+                }
+            }
+        }
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

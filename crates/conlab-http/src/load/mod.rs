@@ -16,10 +16,9 @@
 //! go to HdrHistograms (fixed memory however long the run), merged at the end.
 //! [`report`] turns a run into `conlab load`'s report.
 
-mod framing;
 mod report;
 
-use framing::{Body, Head};
+use crate::client::framing::{self, Body, Head};
 
 pub use report::{LOAD_SCHEMA, LatencySummary, LoadReport};
 
@@ -266,7 +265,7 @@ impl LoadConfig {
 }
 
 /// This process's soft and hard limits on open descriptors (unlimited where unknown).
-fn descriptor_limits() -> (u64, u64) {
+pub(crate) fn descriptor_limits() -> (u64, u64) {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -281,7 +280,7 @@ fn descriptor_limits() -> (u64, u64) {
 
 /// Raises this process's soft limit on open descriptors towards `wanted`, as far as the hard
 /// limit allows (a connection is a descriptor; the default soft limit is often 1024).
-fn raise_descriptor_limit(wanted: u64) {
+pub(crate) fn raise_descriptor_limit(wanted: u64) {
     let (soft, hard) = descriptor_limits();
     if soft >= wanted {
         return;
@@ -838,7 +837,7 @@ async fn connect_and_send(
                 // The body, streamed: counted as it comes, never kept.
                 let mut closed = false;
                 loop {
-                    match body.advance(&buf[pos..]) {
+                    match body.advance(&buf[pos..], |_| {}) {
                         Ok((used, done)) => {
                             pos += used;
                             bytes += used as u64;

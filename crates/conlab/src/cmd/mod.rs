@@ -1,6 +1,7 @@
 //! The subcommands, one module each.
 
 pub(crate) mod bench;
+pub(crate) mod fetch;
 pub(crate) mod gzip;
 pub(crate) mod load;
 mod output;
@@ -30,6 +31,8 @@ pub(crate) enum Command {
     Serve(serve::Args),
     /// Load an HTTP server, like wrk (closed loop) or wrk2 (--rate, open loop).
     Load(load::Args),
+    /// Fetch many pages concurrently and take their titles (a scraper, like aiohttp's).
+    Fetch(Box<fetch::Args>),
     /// Pike's gophers: stages joined by bounded queues, measured stage by stage.
     Pipeline(pipeline::Args),
 }
@@ -43,5 +46,6 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&args),
         Command::Load(args) => load::run(&args),
         Command::Pipeline(args) => pipeline::run(&args),
+        Command::Fetch(args) => fetch::run(&args),
     }
 }

@@ -7,7 +7,7 @@
 
 /// What the front of a read buffer holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Head {
+pub(crate) enum Head {
     /// A whole head of `len` bytes; its body follows.
     Complete {
         /// Its status code.
@@ -27,7 +27,7 @@ pub(super) enum Head {
 
 /// How much body is still to come, and how it is framed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Body {
+pub(crate) enum Body {
     /// This many bytes (0: none).
     Length(u64),
     /// Chunks, in this state.
@@ -38,7 +38,7 @@ pub(super) enum Body {
 
 /// Where a chunked body is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Chunk {
+pub(crate) enum Chunk {
     /// At a chunk-size line.
     Size,
     /// Inside a chunk, with this many bytes of it to come.
@@ -54,7 +54,7 @@ pub(super) enum Chunk {
 const MAX_HEADERS: usize = 256;
 
 /// Parses the head at the front of `buf`; `head` when it answers a HEAD request.
-pub(super) fn head(buf: &[u8], head: bool) -> Head {
+pub(crate) fn head(buf: &[u8], head: bool) -> Head {
     // Uninitialised slots: zeroing 32 headers for every response was measurable.
     let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; 32];
     let mut resp = httparse::Response::new(&mut []);
@@ -127,18 +127,65 @@ fn framing(resp: &httparse::Response<'_, '_>, len: usize, head: bool) -> Head {
     }
 }
 
+/// The headers a page reader acts on, beyond the framing.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Fields {
+    /// `Location` (redirects).
+    pub(crate) location: Option<String>,
+    /// `Content-Type` (is it HTML; its charset).
+    pub(crate) content_type: Option<String>,
+    /// `Content-Encoding` (gzip, br).
+    pub(crate) content_encoding: Option<String>,
+    /// `Retry-After` (429, 503).
+    pub(crate) retry_after: Option<String>,
+}
+
+/// The [`Fields`] of a head that [`head`] found complete (`buf` holds at least the head).
+/// Parsed a second time: the load generator, which needs none of them, pays nothing.
+pub(crate) fn fields(buf: &[u8]) -> Fields {
+    let mut headers = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let mut fields = Fields::default();
+    if resp.parse(buf).is_err() {
+        return fields;
+    }
+    for h in resp.headers.iter() {
+        let slot = match h.name.to_ascii_lowercase().as_str() {
+            "location" => &mut fields.location,
+            "content-type" => &mut fields.content_type,
+            "content-encoding" => &mut fields.content_encoding,
+            "retry-after" => &mut fields.retry_after,
+            _ => continue,
+        };
+        // Header values are bytes; a value that is not text is as good as absent.
+        if let Ok(v) = std::str::from_utf8(h.value) {
+            slot.get_or_insert_with(|| v.trim().to_string());
+        }
+    }
+    fields
+}
+
 impl Body {
     /// Consumes the body bytes at the front of `buf`: how many, and whether the body is
-    /// complete. A body that runs until close is never complete here (the caller sees the
-    /// end of the connection).
-    pub(super) fn advance(&mut self, buf: &[u8]) -> Result<(usize, bool), &'static str> {
+    /// complete. The body's content (without chunk framing) goes to `data`, in pieces. A body
+    /// that runs until close is never complete here (the caller sees the end of the
+    /// connection).
+    pub(crate) fn advance(
+        &mut self,
+        buf: &[u8],
+        mut data: impl FnMut(&[u8]),
+    ) -> Result<(usize, bool), &'static str> {
         match self {
             Body::Length(left) => {
                 let take = (*left).min(buf.len() as u64);
                 *left -= take;
+                data(&buf[..take as usize]);
                 Ok((take as usize, *left == 0))
             }
-            Body::UntilClose => Ok((buf.len(), false)),
+            Body::UntilClose => {
+                data(buf);
+                Ok((buf.len(), false))
+            }
             Body::Chunked(state) => {
                 let mut at = 0;
                 loop {
@@ -157,6 +204,7 @@ impl Body {
                         },
                         Chunk::Data(left) => {
                             let take = left.min((buf.len() - at) as u64);
+                            data(&buf[at..at + take as usize]);
                             at += take as usize;
                             if take < left {
                                 *state = Chunk::Data(left - take);
@@ -214,7 +262,7 @@ mod tests {
         let (mut at, mut upto) = (len, len);
         loop {
             upto = (upto + step).min(buf.len());
-            let (used, done) = body.advance(&buf[at..upto]).unwrap();
+            let (used, done) = body.advance(&buf[at..upto], |_| {}).unwrap();
             at += used;
             if done {
                 return Some((status, at, close));
@@ -271,7 +319,7 @@ mod tests {
         let Head::Complete { len, mut body, .. } = head(bad, false) else {
             panic!()
         };
-        assert!(body.advance(&bad[len..]).is_err());
+        assert!(body.advance(&bad[len..], |_| {}).is_err());
     }
 
     #[test]
@@ -286,7 +334,7 @@ mod tests {
         let piece = vec![b'x'; 64 * 1024];
         let mut total = 0u64;
         loop {
-            let (used, done) = body.advance(&piece).unwrap();
+            let (used, done) = body.advance(&piece, |_| {}).unwrap();
             assert!(used > 0);
             total += used as u64;
             if done {
@@ -296,8 +344,46 @@ mod tests {
         assert_eq!(total, 1_000_000_000);
         // A chunk of 4 GiB and more: counted in u64.
         let mut chunked = Body::Chunked(Chunk::Size);
-        assert_eq!(chunked.advance(b"100000000\r\nxyz").unwrap(), (14, false));
+        assert_eq!(
+            chunked.advance(b"100000000\r\nxyz", |_| {}).unwrap(),
+            (14, false)
+        );
         assert_eq!(chunked, Body::Chunked(Chunk::Data(0x1_0000_0000 - 3)));
+    }
+
+    #[test]
+    fn a_chunked_body_gives_its_content_without_its_framing_and_fields_are_read() {
+        let r = b"HTTP/1.1 302 Found\r\nLocation: /next\r\ncontent-type: text/html; charset=latin1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nX-Trailer: 1\r\n\r\n";
+        let Head::Complete { len, .. } = head(r, false) else {
+            panic!()
+        };
+        let f = fields(&r[..len]);
+        assert_eq!(f.location.as_deref(), Some("/next"));
+        assert_eq!(f.content_type.as_deref(), Some("text/html; charset=latin1"));
+        assert_eq!((f.content_encoding, f.retry_after), (None, None));
+        for step in [1, 2, 5, 100] {
+            let Head::Complete { len, mut body, .. } = head(r, false) else {
+                panic!()
+            };
+            let (mut content, mut at) = (Vec::new(), len);
+            let mut upto = len;
+            loop {
+                upto = (upto + step).min(r.len());
+                let (used, done) = body
+                    .advance(&r[at..upto], |d| content.extend_from_slice(d))
+                    .unwrap();
+                at += used;
+                if done {
+                    break;
+                }
+                assert!(upto < r.len(), "step {step}: never ended");
+            }
+            assert_eq!(
+                (content.as_slice(), at),
+                (&b"abcde"[..], r.len()),
+                "step {step}"
+            );
+        }
     }
 
     #[test]

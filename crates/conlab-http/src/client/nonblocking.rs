@@ -1,0 +1,170 @@
+//! The page reader on tokio: the lecture's asyncio + aiohttp. One [`AsyncClient`] is shared
+//! by every task of a run; its pool of kept-alive connections is a map under a lock held
+//! only to take or return a connection, never across an `await`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use url::Url;
+
+use super::page::{self, Reader};
+use super::{
+    ClientOptions, ErrorKind, Failure, Origin, Page, READ_SIZE, Wants, after_read, connect_failure,
+    dns_failure, io_failure,
+};
+use crate::tls::{Conn, TlsClient};
+
+/// A client shared by tasks.
+pub struct AsyncClient {
+    options: ClientOptions,
+    tls: Option<TlsClient>,
+    idle: Mutex<HashMap<Origin, Vec<Conn>>>,
+}
+
+impl std::fmt::Debug for AsyncClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncClient")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncClient {
+    /// A client; `tls` for https URLs (without it they fail with a TLS error).
+    pub fn new(options: ClientOptions, tls: Option<TlsClient>) -> AsyncClient {
+        AsyncClient {
+            options,
+            tls,
+            idle: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, HashMap<Origin, Vec<Conn>>> {
+        // A panic elsewhere while the lock was held leaves a map of connections: still good.
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `GET url`, read as `wants` says, within the client's timeout.
+    pub async fn get(&self, url: &Url, wants: &Wants) -> Result<Page, Failure> {
+        let origin = Origin::of(url)
+            .ok_or_else(|| Failure::new(ErrorKind::InvalidUrl, "not an http or https URL"))?;
+        let deadline = Instant::now() + self.options.timeout;
+        let request = page::request(url, &self.options.user_agent);
+        let timed = async {
+            // As the blocking client: a kept connection that fails before the first byte of
+            // the answer was closed by the server meanwhile; the request goes again.
+            loop {
+                let kept = self.idle().get_mut(&origin).and_then(Vec::pop);
+                let Some(conn) = kept else { break };
+                match exchange(conn, &request, wants).await {
+                    Ok((page, conn)) => return Ok(self.keep(origin, page, conn)),
+                    Err((_, true)) => {}
+                    Err((failure, false)) => return Err(failure),
+                }
+            }
+            let conn = self.connect(&origin, deadline).await?;
+            match exchange(conn, &request, wants).await {
+                Ok((page, conn)) => Ok(self.keep(origin, page, conn)),
+                Err((failure, _)) => Err(failure),
+            }
+        };
+        tokio::time::timeout_at(deadline.into(), timed)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::new(
+                    ErrorKind::Timeout,
+                    "no whole response within the timeout",
+                ))
+            })
+    }
+
+    fn keep(&self, origin: Origin, page: Page, conn: Option<Conn>) -> Page {
+        if let Some(conn) = conn {
+            let mut idle = self.idle();
+            let kept = idle.entry(origin).or_default();
+            if kept.len() < self.options.idle_per_origin {
+                kept.push(conn);
+            }
+        }
+        page
+    }
+
+    async fn connect(&self, origin: &Origin, deadline: Instant) -> Result<Conn, Failure> {
+        let connect_by = deadline.min(Instant::now() + self.options.connect_timeout);
+        let timed_out = || {
+            Failure::new(
+                ErrorKind::ConnectTimeout,
+                format!(
+                    "connect to {}: no answer within {:?}",
+                    origin.authority(),
+                    self.options.connect_timeout
+                ),
+            )
+        };
+        let connecting = async {
+            let addrs: Vec<_> = match origin.literal() {
+                Some(addr) => vec![addr],
+                None => tokio::net::lookup_host((origin.server_name(), origin.port))
+                    .await
+                    .map_err(|e| dns_failure(&e, origin))?
+                    .collect(),
+            };
+            let mut last = None;
+            for addr in addrs {
+                match tokio::net::TcpStream::connect(addr).await {
+                    Ok(s) => return Ok(s),
+                    Err(e) => last = Some(e),
+                }
+            }
+            let e = last.unwrap_or_else(|| std::io::Error::other("the name has no address"));
+            Err(connect_failure(&e, origin))
+        };
+        let tcp = tokio::time::timeout_at(connect_by.into(), connecting)
+            .await
+            .map_err(|_| timed_out())??;
+        let _ = tcp.set_nodelay(true);
+        if !origin.tls {
+            return Ok(Conn::Plain(tcp));
+        }
+        let tls = self
+            .tls
+            .as_ref()
+            .ok_or_else(|| Failure::new(ErrorKind::Tls, "TLS could not be set up"))?;
+        match tokio::time::timeout_at(connect_by.into(), tls.connect(tcp, &origin.host)).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(Failure::new(ErrorKind::Tls, crate::tls::explain(&e))),
+            Err(_) => Err(Failure::new(
+                ErrorKind::Tls,
+                "tls: no handshake within the connect timeout",
+            )),
+        }
+    }
+}
+
+/// One request and its answer on `conn` (the caller bounds its time): the page, and the
+/// connection when it can be kept. A failure says whether it came before any byte of the
+/// answer.
+async fn exchange(
+    mut conn: Conn,
+    request: &[u8],
+    wants: &Wants,
+) -> Result<(Page, Option<Conn>), (Failure, bool)> {
+    let mut reader = Reader::new(wants);
+    let io = |e: std::io::Error, fresh: bool| (io_failure(&e), fresh);
+    conn.write_all(request).await.map_err(|e| io(e, true))?;
+    conn.flush().await.map_err(|e| io(e, true))?;
+    let mut buf = Vec::with_capacity(READ_SIZE);
+    let mut received = false;
+    loop {
+        buf.reserve(READ_SIZE);
+        let n = match conn.read_buf(&mut buf).await {
+            Ok(n) => n,
+            Err(e) => return Err(io(e, !received)),
+        };
+        if let Some(end) = after_read(&mut reader, &mut buf, n, &mut received) {
+            return end.map(|(page, keep)| (page, keep.then_some(conn)));
+        }
+    }
+}

@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 
+from common import free_port, median, wait_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONLAB = os.path.join(ROOT, "target", "release", "conlab")
 SECONDS = int(os.environ.get("DURATION", 3))
@@ -34,22 +36,6 @@ def ensure(*packages):
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
         subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env, stdout=subprocess.DEVNULL)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port):
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def tree(pid):
@@ -99,12 +85,6 @@ def pss_mib(pid):
         except OSError:
             continue
     return total / 1024
-
-
-def median(values):
-    values = sorted(values)
-    n = len(values)
-    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
 
 
 def start_nginx(port, tmp):

@@ -15,6 +15,9 @@ pub enum Error {
     /// A load that cannot run as asked (more connections than descriptors, ...).
     #[error(transparent)]
     Load(#[from] conlab_http::load::ConfigError),
+    /// A fetch that cannot run as asked (more connections than descriptors, ...).
+    #[error(transparent)]
+    Fetch(#[from] conlab_http::fetch::FetchError),
     /// A row of a benchmark could not run.
     #[error("running {row}")]
     Row {

@@ -33,7 +33,7 @@ fn the_whole_tour_reports_every_finding_with_figures_series_and_a_verdict() {
         names,
         [
             "stations", "gophers", "kettle", "primes", "gil-io", "is-prime", "costs", "atomic",
-            "deadlock", "crash", "web"
+            "deadlock", "crash", "scrape", "web"
         ]
     );
     let (mut held, mut not_held, mut cannot_show) = (0, 0, 0);

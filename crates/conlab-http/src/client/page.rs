@@ -139,6 +139,8 @@ pub struct Page {
     pub location: Option<String>,
     /// Its `Retry-After`, as sent.
     pub retry_after: Option<String>,
+    /// Its `Content-Type`, as sent.
+    pub content_type: Option<String>,
     /// Its content type when a success is not HTML.
     pub not_html: Option<String>,
     /// What the pick found.
@@ -262,7 +264,8 @@ enum State {
     Head,
     /// Its body is coming.
     Body {
-        page: Page,
+        /// Boxed: a page's fields are most of a reader's size.
+        page: Box<Page>,
         close: bool,
         body: Body,
         sink: Sink,
@@ -428,6 +431,7 @@ impl Reader {
             status,
             location: fields.location,
             retry_after: fields.retry_after,
+            content_type: fields.content_type.clone(),
             reusable: !close,
             ..Page::default()
         };
@@ -468,7 +472,7 @@ impl Reader {
         if matches!(sink, Sink::Drop) && !matches!(body, Body::Length(n) if n <= DRAIN) {
             page.reusable = false;
             return Ok(State::Body {
-                page,
+                page: Box::new(page),
                 close: true,
                 body: Body::Length(0),
                 sink,
@@ -476,7 +480,7 @@ impl Reader {
             });
         }
         Ok(State::Body {
-            page,
+            page: Box::new(page),
             close,
             body,
             sink,
@@ -510,7 +514,7 @@ impl Reader {
                 (page.values, page.links) = extract.finish_with_links();
             }
         }
-        Ok(page)
+        Ok(*page)
     }
 }
 

@@ -132,8 +132,8 @@ pub enum FetchError {
     Start(std::io::Error),
 }
 
-/// The schema id of fetch's rows.
-pub const ROW_SCHEMA: &str = "conlab.fetch-row/1";
+/// The schema id of [`FetchSummary`].
+pub const SUMMARY_SCHEMA: &str = "conlab.fetch-summary/1";
 
 /// One URL's outcome: a line of JSONL or CSV.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,6 +171,8 @@ pub struct Row {
 /// What a run did, as the summary shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct FetchSummary {
+    /// [`SUMMARY_SCHEMA`].
+    pub schema: &'static str,
     /// The model.
     pub model: FetchModel,
     /// Concurrency.
@@ -288,9 +290,17 @@ impl Shared {
         self.stop.load(Ordering::Acquire)
     }
 
+    /// Wakes every waiting worker: the run is over, or stopped.
     fn wake(&self) {
         self.ready.notify_all();
         self.notify.notify_waiters();
+    }
+
+    /// Wakes one waiting worker: a request ended, so one more may start (any worker can take
+    /// any job). Waking all of them had 500 threads fight for the lock after every page.
+    fn wake_one(&self) {
+        self.ready.notify_one();
+        self.notify.notify_one();
     }
 
     fn cancel_open(&self) {
@@ -371,6 +381,8 @@ impl Shared {
         }
         if !page.links.is_empty() {
             s.links(&job.url, job.depth, &page.links);
+            // New pages to visit: every idle worker may have one.
+            self.wake();
         }
         let failure = if page.status >= 400 {
             Some(Failure::new(
@@ -506,7 +518,10 @@ pub fn run(
         bytes: 0,
         latency: LatencyRecorder::new(),
     };
-    let (tx, rx) = std::sync::mpsc::channel::<(Row, u32)>();
+    // Bounded, so its slots are allocated once: an unbounded channel allocates a block on
+    // whichever thread sends across a block's end, a fresh allocator page on each of 500
+    // threads. A worker that finds it full waits for the writer: back-pressure.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(Row, u32)>(4096);
     let start = Instant::now();
     on_start(Progress(Arc::clone(&shared)));
     let workers = match shared.config.model {
@@ -546,6 +561,7 @@ pub fn run(
     }
     let elapsed = start.elapsed().as_secs_f64();
     Ok(FetchSummary {
+        schema: SUMMARY_SCHEMA,
         model: shared.config.model,
         concurrency: shared.config.concurrency,
         rows: tally.rows,
@@ -562,7 +578,7 @@ pub fn run(
     })
 }
 
-type RowSender = std::sync::mpsc::Sender<(Row, u32)>;
+type RowSender = std::sync::mpsc::SyncSender<(Row, u32)>;
 
 /// A row for the caller, unless the run was stopped and this one was cut by it.
 fn send(shared: &Shared, tx: &RowSender, row: Row, depth: u32) {
@@ -596,7 +612,7 @@ fn threads(
                     let result = client.get(&job.url, &shared.config.wants);
                     let depth = job.depth;
                     let settled = shared.settle(job, result, started.elapsed());
-                    shared.wake();
+                    shared.wake_one();
                     if let Some(row) = settled {
                         send(&shared, &tx, row, depth);
                     }
@@ -677,7 +693,7 @@ fn event_loop(
                             let result = client.get(&job.url, &shared.config.wants).await;
                             let depth = job.depth;
                             let settled = shared.settle(job, result, started.elapsed());
-                            shared.wake();
+                            shared.wake_one();
                             if let Some(row) = settled {
                                 send(&shared, &tx, row, depth);
                             }

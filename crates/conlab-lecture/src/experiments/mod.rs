@@ -17,6 +17,7 @@ pub mod gophers;
 pub mod is_prime;
 pub mod kettle;
 pub mod primes;
+pub mod scrape;
 pub mod stations;
 pub mod web;
 
@@ -147,7 +148,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// Every experiment, in the lecture's order.
-pub const EXPERIMENTS: [Experiment; 11] = [
+pub const EXPERIMENTS: [Experiment; 12] = [
     stations::EXPERIMENT,
     gophers::EXPERIMENT,
     kettle::EXPERIMENT,
@@ -158,6 +159,7 @@ pub const EXPERIMENTS: [Experiment; 11] = [
     atomic::EXPERIMENT,
     deadlock::EXPERIMENT,
     crash::EXPERIMENT,
+    scrape::EXPERIMENT,
     web::EXPERIMENT,
 ];
 

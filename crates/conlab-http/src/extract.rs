@@ -62,20 +62,55 @@ pub struct SelectorError {
 
 #[derive(Debug, Default)]
 struct Found {
-    values: Vec<String>,
-    /// Texts of matched elements not closed yet, innermost last.
-    open: Vec<String>,
+    /// One slot per match, in document order (start tags), filled as each one closes.
+    values: Vec<Option<String>>,
+    /// Matched elements not closed yet, innermost last: their slot, tag, and raw text so far
+    /// (every open match gets the text inside it, so a match inside a match is in both).
+    open: Vec<Open>,
     /// The title has been read.
     done: bool,
     /// Every `<a href>`, for a crawl; `None` when not asked for.
     links: Option<Vec<String>>,
 }
 
+/// A matched element whose end has not been read.
+#[derive(Debug)]
+struct Open {
+    slot: usize,
+    tag: String,
+    raw: String,
+}
+
+/// Elements whose start tag ends an open one of the same name (HTML's implied end tags:
+/// `<p>one<p>two` is two paragraphs, not one inside the other).
+const IMPLIED_END: [&str; 12] = [
+    "p", "li", "dt", "dd", "option", "optgroup", "tr", "td", "th", "rb", "rt", "rp",
+];
+
 impl Found {
     /// Nothing more is needed from the page.
     fn finished(&self) -> bool {
         self.done && self.links.is_none()
     }
+
+    /// Closes the open match in `slot` and every match opened inside it.
+    fn close(&mut self, slot: usize) {
+        while let Some(at) = self.open.iter().position(|o| o.slot >= slot) {
+            let open = self.open.remove(at);
+            self.values[open.slot] = Some(text(&open.raw, &open.tag));
+        }
+    }
+}
+
+/// An element's text as a browser gives it: character references decoded (not in
+/// `<script>` or `<style>`, whose text is raw), NUL as U+FFFD, ASCII whitespace collapsed.
+fn text(raw: &str, tag: &str) -> String {
+    let decoded = if matches!(tag, "script" | "style") {
+        std::borrow::Cow::Borrowed(raw)
+    } else {
+        htmlize::unescape(raw)
+    };
+    collapse(&decoded.replace('\0', "\u{fffd}"))
 }
 
 /// A page being read.
@@ -135,19 +170,33 @@ impl Extract {
                 }
                 if let Some(attr) = &attr {
                     if let Some(value) = el.get_attribute(attr) {
-                        f.values.push(value);
+                        f.values
+                            .push(Some(htmlize::unescape_attribute(value).into_owned()));
                     }
                     return Ok(());
                 }
-                f.open.push(String::new());
+                let tag = el.tag_name();
+                if IMPLIED_END.contains(&tag.as_str())
+                    && let Some(same) = f.open.iter().rev().find(|o| o.tag == tag)
+                {
+                    let slot = same.slot;
+                    f.close(slot);
+                }
+                let slot = f.values.len();
+                f.values.push(None);
+                f.open.push(Open {
+                    slot,
+                    tag,
+                    raw: String::new(),
+                });
                 drop(f);
                 let found = Arc::clone(&found);
                 // A void or unclosed element has no end tag: `finish` takes its text.
                 if let Some(handlers) = el.end_tag_handlers() {
                     handlers.push(Box::new(move |_: &mut EndTag<'_>| {
                         let mut f = lock(&found);
-                        if let Some(text) = f.open.pop() {
-                            f.values.push(collapse(&text));
+                        if f.open.iter().any(|o| o.slot == slot) {
+                            f.close(slot);
                             if title {
                                 f.done = true;
                             }
@@ -162,18 +211,18 @@ impl Extract {
             let found = Arc::clone(&found);
             move |t: &mut TextChunk<'_>| {
                 let mut f = lock(&found);
-                if !f.done
-                    && let Some(open) = f.open.last_mut()
-                {
-                    open.push_str(t.as_str());
+                if !f.done {
+                    for open in &mut f.open {
+                        open.raw.push_str(t.as_str());
+                    }
                 }
                 Ok(())
             }
         };
-        let encoding = charset
+        let named = charset
             .and_then(|label| encoding_rs::Encoding::for_label_no_replacement(label.as_bytes()))
-            .and_then(AsciiCompatibleEncoding::new)
-            .unwrap_or_else(AsciiCompatibleEncoding::utf_8);
+            .and_then(AsciiCompatibleEncoding::new);
+        let encoding = named.unwrap_or_else(AsciiCompatibleEncoding::utf_8);
         let mut handlers = vec![(
             std::borrow::Cow::Owned(parsed),
             ElementContentHandlers::default()
@@ -189,7 +238,7 @@ impl Extract {
                     if let (Some(href), Some(links)) =
                         (el.get_attribute("href"), lock(&found).links.as_mut())
                     {
-                        links.push(href);
+                        links.push(htmlize::unescape_attribute(href).into_owned());
                     }
                     Ok(())
                 }),
@@ -198,7 +247,9 @@ impl Extract {
         let settings = Settings {
             element_content_handlers: handlers,
             encoding,
-            adjust_charset_on_meta_tag: true,
+            // A charset the response's headers name is certain (the HTML standard's
+            // encoding sniffing): a <meta> may change only a guessed one.
+            adjust_charset_on_meta_tag: named.is_none(),
             ..Settings::new_send()
         };
         Ok(Extract {
@@ -230,12 +281,14 @@ impl Extract {
         let Extract { rewriter, found } = self;
         let _ = rewriter.end();
         let mut f = lock(&found);
-        let open = std::mem::take(&mut f.open);
-        let done = f.done;
-        let mut values = std::mem::take(&mut f.values);
-        if !done {
-            values.extend(open.iter().map(|t| collapse(t)));
+        if !f.done {
+            // Elements the page never closed: the text read up to its end.
+            f.close(0);
         }
+        let values = std::mem::take(&mut f.values)
+            .into_iter()
+            .flatten()
+            .collect();
         (values, f.links.take().unwrap_or_default())
     }
 }
@@ -284,6 +337,11 @@ mod tests {
     fn css_selects_texts_and_attributes_in_document_order() {
         let page = br#"<ul><li><a href="/a">One <b>1</b></a></li><li><a href="/b" class="x">Two</a></li></ul><a>no href</a>"#;
         assert_eq!(pick(page, "li a", None, 5), ["One 1", "Two"]);
+        // Document order, a match inside a match in both, implied end tags.
+        let nested = b"<div>outer <div>inner</div> tail</div><p>one<p>two<li>x<li>y";
+        assert_eq!(pick(nested, "div", None, 3), ["outer inner tail", "inner"]);
+        assert_eq!(pick(nested, "p", None, 3), ["one", "twoxy"]);
+        assert_eq!(pick(nested, "li", None, 3), ["x", "y"]);
         assert_eq!(pick(page, "a@href", None, 5), ["/a", "/b"]);
         assert_eq!(pick(page, "a.x", None, 5), ["Two"]);
         let e = Extract::new(&Pick::parse("a[[["), None).unwrap_err();
@@ -302,6 +360,24 @@ mod tests {
     }
 
     #[test]
+    fn character_references_are_decoded_as_a_browser_decodes_them() {
+        let page = b"<title>A &amp; B &lt;&#233;&eacute;&copy 2&nbsp;x&#10;y\0</title>";
+        assert_eq!(
+            pick(page, "", None, 4),
+            ["A & B <\u{e9}\u{e9}\u{a9} 2\u{a0}x y\u{fffd}"]
+        );
+        let links = br#"<a href="/one?a=1&amp;b=2">1</a><a href="/two?x&copy=3">2</a>"#;
+        assert_eq!(
+            pick(links, "a@href", None, 5),
+            ["/one?a=1&b=2", "/two?x&copy=3"]
+        );
+        assert_eq!(
+            pick(b"<script>a &amp;&amp; b</script>", "script", None, 5),
+            ["a &amp;&amp; b"]
+        );
+    }
+
+    #[test]
     fn charsets_come_from_the_header_or_the_meta_tag_and_garbage_is_not_an_error() {
         // "Café" in Latin-1, named by the response's header.
         let latin1 = b"<title>Caf\xe9</title>";
@@ -309,6 +385,9 @@ mod tests {
         // The same bytes named by a <meta charset> before the title.
         let meta = b"<meta charset=\"windows-1252\"><title>Caf\xe9</title>";
         assert_eq!(pick(meta, "", None, 64), ["Caf\u{e9}"]);
+        // A charset the headers name wins over the page's <meta>.
+        let utf8 = "<meta charset=iso-8859-1><title>Caf\u{e9}</title>".as_bytes();
+        assert_eq!(pick(utf8, "", Some("utf-8"), 64), ["Caf\u{e9}"]);
         // Read as UTF-8, the stray byte becomes U+FFFD.
         assert_eq!(pick(latin1, "", None, 64), ["Caf\u{fffd}"]);
         // Arbitrary bytes (a multiplicative hash of the index): no panic.

@@ -147,6 +147,26 @@ fn serve(mut conn: TcpStream, seen: &Seen, stop: &AtomicBool) {
                 }
             }
             "/limited" => Some(respond("429 Too Many", "Retry-After: 3600\r\n", b"")),
+            "/robots.txt" => Some(respond(
+                "200 OK",
+                "Content-Type: text/plain\r\n",
+                b"User-agent: *\nDisallow: /private\n",
+            )),
+            p if p.starts_with("/private/") => Some(page(9)),
+            "/entities" => Some(respond("200 OK", "", b"<title>A &amp; B&nbsp;&#233;</title>")),
+            "/flood" => {
+                let mut r = b"HTTP/1.1 100 \r\n\r\n".repeat(500);
+                r.extend(page(2));
+                Some(r)
+            }
+            "/stray" => {
+                // The answer, then bytes nobody asked for on the same connection.
+                if conn.write_all(&page(5)).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(150));
+                Some(respond("200 OK", "", b"<title>INJECTED</title>"))
+            }
             "/missing" => Some(respond("404 Not Found", "", b"no")),
             "/image" => Some(respond("200 OK", "Content-Type: image/png\r\n", b"\x89PNG")),
             "/latin1" => Some(respond(
@@ -496,4 +516,68 @@ fn a_stop_cuts_what_is_in_flight_and_keeps_what_was_finished() {
             "{model:?}: a cut request got a row"
         );
     }
+}
+
+#[test]
+fn a_kept_connection_with_stray_bytes_is_not_reused_and_a_stall_on_one_is_one_timeout() {
+    let s = server();
+    for model in [FetchModel::Async, FetchModel::Threads] {
+        let mut c = config(model);
+        c.concurrency = 1;
+        // Two starts a second: the stray bytes have come by the second request.
+        c.rate = Some(2.0);
+        let (rows, _) = run(c.clone(), list(&[s.url("/stray"), s.url("/page/1")]));
+        let titles: Vec<Option<&str>> = rows.iter().map(|r| r.title.as_deref()).collect();
+        assert_eq!(titles, [Some("Page 1"), Some("Page 5")], "{model:?}");
+        c.rate = None;
+        let (rows, _) = run(c, list(&[s.url("/page/2"), s.url("/stall")]));
+        let stalled = rows.iter().find(|r| r.url.ends_with("/stall")).unwrap();
+        assert_eq!(
+            (stalled.error.as_deref(), stalled.attempts),
+            (Some("timeout"), 1),
+            "{model:?}"
+        );
+    }
+}
+
+#[test]
+fn robots_txt_refuses_what_it_disallows_and_odd_pages_read_right() {
+    let s = server();
+    for model in [FetchModel::Async, FetchModel::Threads] {
+        let mut c = config(model);
+        c.robots = true;
+        let urls = [
+            s.url("/page/1"),
+            s.url("/private/1"),
+            s.url("/entities"),
+            s.url("/flood"),
+        ];
+        let (rows, _) = run(c, list(&urls));
+        let by: HashMap<&str, &Row> = rows.iter().map(|r| (r.url.as_str(), r)).collect();
+        assert_eq!(
+            by[urls[0].as_str()].title.as_deref(),
+            Some("Page 1"),
+            "{model:?}"
+        );
+        let refused = by[urls[1].as_str()];
+        assert_eq!(
+            (refused.error.as_deref(), refused.attempts),
+            (Some("robots"), 0)
+        );
+        assert!(
+            s.hits("/private/1").is_empty(),
+            "{model:?}: a disallowed page was fetched"
+        );
+        assert_eq!(
+            by[urls[2].as_str()].title.as_deref(),
+            Some("A & B\u{a0}\u{e9}")
+        );
+        // A flood of 100 Continue: an error row, not a crash of the thread.
+        assert_eq!(
+            by[urls[3].as_str()].error.as_deref(),
+            Some("parse"),
+            "{model:?}"
+        );
+    }
+    assert_eq!(s.hits("/robots.txt").len(), 2, "once per run");
 }

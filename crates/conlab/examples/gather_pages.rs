@@ -31,8 +31,8 @@ fn start_site() -> std::io::Result<Server> {
 fn wants() -> Wants {
     Wants {
         pick: Pick::Title,
-        links: false,
         max_body: 1 << 20,
+        ..Wants::default()
     }
 }
 

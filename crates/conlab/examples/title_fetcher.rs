@@ -42,8 +42,8 @@ fn fetch_titles(urls: &[String], threads: usize) -> Vec<String> {
     let url_queue = Arc::new(Mutex::new(url_queue));
     let wants = Wants {
         pick: Pick::Title,
-        links: false,
         max_body: 1 << 20,
+        ..Wants::default()
     };
     let workers: Vec<_> = (0..threads)
         .map(|i| {

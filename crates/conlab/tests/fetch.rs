@@ -128,8 +128,25 @@ fn what_cannot_run_is_refused_by_name() {
     for (args, says) in [
         (vec!["fetch"], "nothing to fetch"),
         (
-            vec!["fetch", "--robots", "http://127.0.0.1:9/"],
-            "--robots is not supported",
+            vec!["fetch", "--same-host", "http://127.0.0.1:9/"],
+            "--same-host is for a crawl",
+        ),
+        (
+            vec!["fetch", "--depth", "3", "http://127.0.0.1:9/"],
+            "--depth is for a crawl",
+        ),
+        (
+            vec!["fetch", "-i", "/nonexistent/urls.txt"],
+            "/nonexistent/urls.txt",
+        ),
+        (
+            vec![
+                "fetch",
+                "-o",
+                "/nonexistent/dir/rows.jsonl",
+                "http://127.0.0.1:9/",
+            ],
+            "/nonexistent/dir",
         ),
         (
             vec!["fetch", "-c", "0", "http://127.0.0.1:9/"],

@@ -171,6 +171,9 @@ impl BlockingClient {
         // A kept connection the server has since closed fails before the first byte of the
         // answer: then the request goes again on a new connection.
         while let Some(stream) = self.idle.get_mut(&origin).and_then(Vec::pop) {
+            if super::stale(stream.tcp()) {
+                continue;
+            }
             match self.exchange(stream, &request, wants, deadline) {
                 Ok((page, stream)) => return Ok(self.keep(origin, page, stream)),
                 Err((_, true)) => {}
@@ -272,12 +275,22 @@ fn exchange(
     let mut buf = Vec::with_capacity(READ_SIZE);
     let mut received = false;
     loop {
-        stream.until(deadline).map_err(|e| io(e, false))?;
+        if let Err(e) = stream.until(deadline) {
+            return reader
+                .salvage()
+                .map(|page| (page, None))
+                .ok_or((io_failure(&e), false));
+        }
         let at = buf.len();
         buf.resize(at + READ_SIZE, 0);
         let n = match stream.read(&mut buf[at..]) {
             Ok(n) => n,
-            Err(e) => return Err(io(e, !received)),
+            Err(e) => {
+                return match reader.salvage() {
+                    Some(page) => Ok((page, None)),
+                    None => Err(super::read_failure(&e, received)),
+                };
+            }
         };
         buf.truncate(at + n);
         if let Some(end) = after_read(&mut reader, &mut buf, n, &mut received) {

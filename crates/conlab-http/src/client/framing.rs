@@ -53,22 +53,26 @@ pub(crate) enum Chunk {
 /// looked for (on the heap) when a response has them.
 const MAX_HEADERS: usize = 256;
 
+/// How heads are parsed: a folded header line (obs-fold) is read as one line, as RFC 9112
+/// (5.2) asks of a user agent.
+fn config() -> httparse::ParserConfig {
+    let mut config = httparse::ParserConfig::default();
+    config.allow_obsolete_multiline_headers_in_responses(true);
+    config
+}
+
 /// Parses the head at the front of `buf`; `head` when it answers a HEAD request.
 pub(crate) fn head(buf: &[u8], head: bool) -> Head {
     // Uninitialised slots: zeroing 32 headers for every response was measurable.
     let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; 32];
     let mut resp = httparse::Response::new(&mut []);
-    match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut resp,
-        buf,
-        &mut headers,
-    ) {
+    match config().parse_response_with_uninit_headers(&mut resp, buf, &mut headers) {
         Ok(httparse::Status::Complete(n)) => framing(&resp, n, head),
         Ok(httparse::Status::Partial) => Head::Partial,
         Err(httparse::Error::TooManyHeaders) => {
             let mut many = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut resp = httparse::Response::new(&mut many);
-            match resp.parse(buf) {
+            match config().parse_response(&mut resp, buf) {
                 Ok(httparse::Status::Complete(n)) => framing(&resp, n, head),
                 Ok(httparse::Status::Partial) => Head::Partial,
                 Err(httparse::Error::TooManyHeaders) => Head::Malformed("more than 256 headers"),
@@ -148,12 +152,12 @@ pub(crate) fn fields(buf: &[u8]) -> Fields {
     // threads model's page faults (a fresh allocator page per thread).
     let mut few = [httparse::EMPTY_HEADER; 32];
     let mut resp = httparse::Response::new(&mut few);
-    match resp.parse(buf) {
+    match config().parse_response(&mut resp, buf) {
         Ok(_) => take_fields(resp.headers, &mut fields),
         Err(httparse::Error::TooManyHeaders) => {
             let mut many = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut resp = httparse::Response::new(&mut many);
-            if resp.parse(buf).is_ok() {
+            if config().parse_response(&mut resp, buf).is_ok() {
                 take_fields(resp.headers, &mut fields);
             }
         }
@@ -165,11 +169,35 @@ pub(crate) fn fields(buf: &[u8]) -> Fields {
 fn take_fields(headers: &[httparse::Header<'_>], fields: &mut Fields) {
     for h in headers {
         let slot = if h.name.eq_ignore_ascii_case("location") {
-            &mut fields.location
+            // Bytes that are not ASCII are percent-encoded, as browsers do, rather than lose
+            // the redirect.
+            let text: String = h
+                .value
+                .iter()
+                .map(|&b| {
+                    if b.is_ascii() {
+                        char::from(b).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            fields
+                .location
+                .get_or_insert_with(|| text.trim().to_string());
+            continue;
+        } else if h.name.eq_ignore_ascii_case("content-encoding") {
+            // Several lines are one list (RFC 9110, 5.3): every coding must be undone.
+            if let Ok(v) = std::str::from_utf8(h.value) {
+                let list = fields.content_encoding.get_or_insert_with(String::new);
+                if !list.is_empty() {
+                    list.push_str(", ");
+                }
+                list.push_str(v.trim());
+            }
+            continue;
         } else if h.name.eq_ignore_ascii_case("content-type") {
             &mut fields.content_type
-        } else if h.name.eq_ignore_ascii_case("content-encoding") {
-            &mut fields.content_encoding
         } else if h.name.eq_ignore_ascii_case("retry-after") {
             &mut fields.retry_after
         } else {

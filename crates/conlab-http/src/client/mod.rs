@@ -123,6 +123,29 @@ fn after_read(
     }
 }
 
+/// Whether a kept connection has something waiting: bytes nobody asked for (a stray
+/// response) or the server's close. Then it cannot carry the next request: its answer would
+/// be the stray bytes. A peek that does not wait and takes nothing.
+fn stale(socket: &impl std::os::fd::AsFd) -> bool {
+    let mut one = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    match socket2::SockRef::from(socket)
+        .recv_with_flags(&mut one, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+    {
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        Ok(_) => true,
+    }
+}
+
+/// A read error as an exchange's end: a timeout is never "before the answer" (the request
+/// is not sent again after its deadline), a reset before any byte is.
+fn read_failure(e: &std::io::Error, received: bool) -> (Failure, bool) {
+    let timed_out = matches!(
+        e.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    );
+    (io_failure(e), !received && !timed_out)
+}
+
 /// A failed connect as a row's error.
 fn connect_failure(e: &std::io::Error, origin: &Origin) -> Failure {
     let kind = match e.kind() {
@@ -130,15 +153,24 @@ fn connect_failure(e: &std::io::Error, origin: &Origin) -> Failure {
         std::io::ErrorKind::TimedOut => ErrorKind::ConnectTimeout,
         _ => ErrorKind::Connect,
     };
-    let hint = if e.raw_os_error() == Some(libc::EMFILE) || e.raw_os_error() == Some(libc::ENFILE) {
-        " (out of file descriptors: raise `ulimit -n`, or lower -c)"
-    } else {
-        ""
-    };
     Failure::new(
         kind,
-        format!("connect to {}: {e}{hint}", origin.authority()),
+        format!(
+            "connect to {}: {e}{}",
+            origin.authority(),
+            descriptor_hint(e)
+        ),
     )
+}
+
+/// What to do about a connect that failed for want of file descriptors (EMFILE, ENFILE);
+/// empty for any other failure.
+pub(crate) fn descriptor_hint(e: &std::io::Error) -> &'static str {
+    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+        " (out of file descriptors: raise `ulimit -n`, or open fewer connections with -c)"
+    } else {
+        ""
+    }
 }
 
 /// A failed name lookup as a row's error.
@@ -156,5 +188,23 @@ fn io_failure(e: &std::io::Error) -> Failure {
             Failure::new(ErrorKind::Tls, crate::tls::explain(e))
         }
         _ => Failure::new(ErrorKind::Closed, format!("the connection failed: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connect_out_of_descriptors_says_to_raise_the_limit() {
+        let origin = Origin::of(&Url::parse("http://127.0.0.1:9/").unwrap()).unwrap();
+        let emfile = std::io::Error::from_raw_os_error(libc::EMFILE);
+        let f = connect_failure(&emfile, &origin);
+        assert_eq!(f.kind, ErrorKind::Connect);
+        assert!(f.detail.contains("ulimit -n"), "{}", f.detail);
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let f = connect_failure(&refused, &origin);
+        assert_eq!(f.kind, ErrorKind::Refused);
+        assert!(!f.detail.contains("ulimit"));
     }
 }

@@ -58,14 +58,17 @@ impl AsyncClient {
             loop {
                 let kept = self.idle().get_mut(&origin).and_then(Vec::pop);
                 let Some(conn) = kept else { break };
-                match exchange(conn, &request, wants).await {
+                if super::stale(conn.tcp()) {
+                    continue;
+                }
+                match exchange(conn, &request, wants, deadline).await {
                     Ok((page, conn)) => return Ok(self.keep(origin, page, conn)),
                     Err((_, true)) => {}
                     Err((failure, false)) => return Err(failure),
                 }
             }
             let conn = self.connect(&origin, deadline).await?;
-            match exchange(conn, &request, wants).await {
+            match exchange(conn, &request, wants, deadline).await {
                 Ok((page, conn)) => Ok(self.keep(origin, page, conn)),
                 Err((failure, _)) => Err(failure),
             }
@@ -143,25 +146,45 @@ impl AsyncClient {
     }
 }
 
-/// One request and its answer on `conn` (the caller bounds its time): the page, and the
-/// connection when it can be kept. A failure says whether it came before any byte of the
-/// answer.
+/// One request and its answer on `conn`, by `deadline`: the page, and the connection when
+/// it can be kept. A failure says whether it came before any byte of the answer.
 async fn exchange(
     mut conn: Conn,
     request: &[u8],
     wants: &Wants,
+    deadline: Instant,
 ) -> Result<(Page, Option<Conn>), (Failure, bool)> {
     let mut reader = Reader::new(wants);
     let io = |e: std::io::Error, fresh: bool| (io_failure(&e), fresh);
-    conn.write_all(request).await.map_err(|e| io(e, true))?;
-    conn.flush().await.map_err(|e| io(e, true))?;
+    let timed_out = || std::io::Error::from(std::io::ErrorKind::TimedOut);
+    let by = tokio::time::Instant::from_std(deadline);
+    let sent = tokio::time::timeout_at(by, async {
+        conn.write_all(request).await?;
+        conn.flush().await
+    })
+    .await;
+    match sent {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(io(e, true)),
+        Err(_) => return Err(io(timed_out(), false)),
+    }
     let mut buf = Vec::with_capacity(READ_SIZE);
     let mut received = false;
     loop {
         buf.reserve(READ_SIZE);
-        let n = match conn.read_buf(&mut buf).await {
+        // Timed here, not around the exchange: a page whose title is read keeps it when the
+        // rest of the body never comes.
+        let read = tokio::time::timeout_at(by, conn.read_buf(&mut buf))
+            .await
+            .unwrap_or_else(|_| Err(timed_out()));
+        let n = match read {
             Ok(n) => n,
-            Err(e) => return Err(io(e, !received)),
+            Err(e) => {
+                return match reader.salvage() {
+                    Some(page) => Ok((page, None)),
+                    None => Err(super::read_failure(&e, received)),
+                };
+            }
         };
         if let Some(end) = after_read(&mut reader, &mut buf, n, &mut received) {
             return end.map(|(page, keep)| (page, keep.then_some(conn)));

@@ -28,6 +28,20 @@ pub struct Wants {
     /// Read at most this many bytes of a body (decoded and on the wire); what is past it is
     /// left and the page flagged truncated.
     pub max_body: u64,
+    /// Keep a success's decoded body, whatever its type, instead of parsing it (robots.txt).
+    pub keep_body: bool,
+}
+
+impl Default for Wants {
+    /// The title, no links, at most 16 MiB of a body.
+    fn default() -> Self {
+        Wants {
+            pick: Pick::Title,
+            links: false,
+            max_body: 16 << 20,
+            keep_body: false,
+        }
+    }
 }
 
 /// The bytes of `GET url`: the `Host` the URL names, keep-alive, the encodings this client
@@ -147,6 +161,8 @@ pub struct Page {
     pub values: Vec<String>,
     /// Its links (when wanted).
     pub links: Vec<String>,
+    /// Its decoded body, with [`Wants::keep_body`].
+    pub body: Vec<u8>,
     /// Body bytes read (as sent, before decoding): a page whose title was found early is
     /// not read to its end.
     pub bytes: u64,
@@ -162,25 +178,67 @@ const DRAIN: u64 = 64 * 1024;
 /// A head longer than this is not a response worth waiting for.
 const MAX_HEAD: usize = 64 * 1024;
 
+/// Interim (1xx) responses skipped before the answer, at most.
+const MAX_INTERIM: u32 = 32;
+
 /// Where a body's decoded bytes go: the extraction, up to `max_body`.
 struct Collect {
     /// Taken when the page is finished (boxed: a parser's state is a kilobyte).
     extract: Option<Box<Extract>>,
+    /// The body itself, when it is kept rather than parsed.
+    kept: Option<Vec<u8>>,
     decoded: u64,
     max: u64,
     /// Nothing more is wanted: the extraction is done, or `max` was reached.
     full: bool,
     truncated: bool,
+    /// What to parse again with, should the body start with a byte order mark (which
+    /// decides the encoding over any header): the pick and whether links are wanted.
+    sniff: Option<(Pick, bool)>,
+}
+
+/// The byte order marks: UTF-8's is read, UTF-16's refused (lol_html reads only encodings
+/// that are ASCII-compatible).
+fn bom(start: &[u8]) -> Option<&'static str> {
+    if start.starts_with(b"\xef\xbb\xbf") {
+        Some("utf-8")
+    } else if start.starts_with(b"\xff\xfe") || start.starts_with(b"\xfe\xff") {
+        Some("utf-16")
+    } else {
+        None
+    }
 }
 
 impl Write for Collect {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if !self.full
-            && let Some(extract) = &mut self.extract
+        if let Some((pick, links)) = self.sniff.take()
+            && let Some(encoding) = bom(bytes)
         {
+            if encoding == "utf-16" {
+                return Err(std::io::Error::other(
+                    "a UTF-16 page (byte order mark): only ASCII-compatible encodings are read",
+                ));
+            }
+            let make = if links {
+                Extract::with_links
+            } else {
+                Extract::new
+            };
+            if let (Some(extract), Ok(fresh)) = (&mut self.extract, make(&pick, Some(encoding))) {
+                **extract = fresh;
+            }
+            self.decoded += 3;
+            return self.write(&bytes[3..]).map(|n| n + 3);
+        }
+        if !self.full {
             let take = (self.max - self.decoded).min(bytes.len() as u64) as usize;
             self.decoded += take as u64;
-            self.full = extract.feed(&bytes[..take]);
+            if let Some(extract) = &mut self.extract {
+                self.full = extract.feed(&bytes[..take]);
+            }
+            if let Some(kept) = &mut self.kept {
+                kept.extend_from_slice(&bytes[..take]);
+            }
             if take < bytes.len() {
                 self.truncated = true;
                 self.full = true;
@@ -200,18 +258,31 @@ impl Write for Collect {
 /// [`Collect`], so a compressed body never sits in memory decoded.
 enum Decoder {
     Plain(Collect),
-    Gzip(Box<flate2::write::GzDecoder<Collect>>),
+    // Multi-member: a gzip stream may be several members one after another (RFC 1952, 2.2).
+    Gzip(Box<flate2::write::MultiGzDecoder<Collect>>),
     Deflate(Box<flate2::write::ZlibDecoder<Collect>>),
     Brotli(Box<brotli_decompressor::DecompressorWriter<Collect>>),
 }
 
 impl Decoder {
-    /// The decoder `Content-Encoding: encoding` needs; `None` for one this client lacks.
+    /// The decoder `Content-Encoding: encoding` needs; `None` for one this client lacks,
+    /// or for a list of more than one coding (`gzip, gzip`: refused, not half undone).
     fn new(encoding: Option<&str>, collect: Collect) -> Option<Decoder> {
-        let encoding = encoding.unwrap_or("identity").trim().to_ascii_lowercase();
-        Some(match encoding.as_str() {
-            "" | "identity" => Decoder::Plain(collect),
-            "gzip" | "x-gzip" => Decoder::Gzip(Box::new(flate2::write::GzDecoder::new(collect))),
+        let codings: Vec<String> = encoding
+            .unwrap_or_default()
+            .split(',')
+            .map(|c| c.trim().to_ascii_lowercase())
+            .filter(|c| !c.is_empty() && c != "identity")
+            .collect();
+        let coding = match codings.as_slice() {
+            [] => return Some(Decoder::Plain(collect)),
+            [one] => one.as_str(),
+            _ => return None,
+        };
+        Some(match coding {
+            "gzip" | "x-gzip" => {
+                Decoder::Gzip(Box::new(flate2::write::MultiGzDecoder::new(collect)))
+            }
             "deflate" => Decoder::Deflate(Box::new(flate2::write::ZlibDecoder::new(collect))),
             "br" => Decoder::Brotli(Box::new(brotli_decompressor::DecompressorWriter::new(
                 collect, 4096,
@@ -281,6 +352,8 @@ enum State {
 pub struct Reader {
     wants: Wants,
     state: State,
+    /// Interim responses skipped so far.
+    interim: u32,
 }
 
 impl std::fmt::Debug for Reader {
@@ -319,6 +392,7 @@ impl Reader {
         Reader {
             wants: wants.clone(),
             state: State::Head,
+            interim: 0,
         }
     }
 
@@ -327,25 +401,45 @@ impl Reader {
     pub fn feed(&mut self, data: &[u8]) -> Result<(usize, Option<Page>), Failure> {
         let mut used = 0;
         if matches!(self.state, State::Head) {
-            match framing::head(data, false) {
-                Head::Partial if data.len() > MAX_HEAD => {
-                    return Err(Failure::new(ErrorKind::Parse, "a head of more than 64 KiB"));
-                }
-                Head::Partial => return Ok((0, None)),
-                Head::Malformed(why) => return Err(Failure::new(ErrorKind::Parse, why)),
-                // 100 Continue, 103 Early Hints: the answer is still to come.
-                Head::Complete { status, len, .. } if (100..200).contains(&status) => {
-                    let (more, page) = self.feed(&data[len..])?;
-                    return Ok((len + more, page));
-                }
-                Head::Complete {
-                    status,
-                    len,
-                    close,
-                    body,
-                } => {
-                    used = len;
-                    self.state = self.start(status, close, body, framing::fields(&data[..len]))?;
+            // 100 Continue, 103 Early Hints: the answer is still to come. Skipped in a loop,
+            // a bounded number of them (a flood of 1xx is not an answer).
+            loop {
+                let head_len = |len: usize| {
+                    if len > MAX_HEAD {
+                        Err(Failure::new(ErrorKind::Parse, "a head of more than 64 KiB"))
+                    } else {
+                        Ok(len)
+                    }
+                };
+                match framing::head(&data[used..], false) {
+                    Head::Partial => {
+                        head_len(data.len() - used)?;
+                        return Ok((used, None));
+                    }
+                    Head::Malformed(why) => return Err(Failure::new(ErrorKind::Parse, why)),
+                    Head::Complete { status, len, .. } if (100..200).contains(&status) => {
+                        head_len(len)?;
+                        self.interim += 1;
+                        if self.interim > MAX_INTERIM {
+                            return Err(Failure::new(
+                                ErrorKind::Parse,
+                                format!("more than {MAX_INTERIM} interim (1xx) responses"),
+                            ));
+                        }
+                        used += len;
+                    }
+                    Head::Complete {
+                        status,
+                        len,
+                        close,
+                        body,
+                    } => {
+                        head_len(len)?;
+                        let fields = framing::fields(&data[used..used + len]);
+                        used += len;
+                        self.state = self.start(status, close, body, fields)?;
+                        break;
+                    }
                 }
             }
         }
@@ -401,8 +495,20 @@ impl Reader {
         Ok((used, None))
     }
 
+    /// The page, when the extraction already has it and only the rest of the body (read to
+    /// keep the connection) was missing: a failure then costs the connection, not the page.
+    pub fn salvage(&mut self) -> Option<Page> {
+        match &self.state {
+            State::Body { draining: true, .. } => self.finish(false).ok(),
+            _ => None,
+        }
+    }
+
     /// The connection ended: the page, if its body runs until the end of the connection.
     pub fn closed(&mut self) -> Result<Page, Failure> {
+        if let Some(page) = self.salvage() {
+            return Ok(page);
+        }
         match &self.state {
             State::Body {
                 body: Body::UntilClose,
@@ -436,17 +542,38 @@ impl Reader {
             ..Page::default()
         };
         let html = is_html(fields.content_type.as_deref());
-        let sink = if (200..300).contains(&status) && html {
-            let charset = charset(fields.content_type.as_deref());
-            let make = if self.wants.links {
-                Extract::with_links
+        let success = (200..300).contains(&status);
+        let sink = if success && (html || self.wants.keep_body) {
+            let extract = if self.wants.keep_body {
+                None
             } else {
-                Extract::new
+                let charset = charset(fields.content_type.as_deref());
+                let make = if self.wants.links {
+                    Extract::with_links
+                } else {
+                    Extract::new
+                };
+                let extract = make(&self.wants.pick, charset.as_deref())
+                    .map_err(|e| Failure::new(ErrorKind::Parse, e.to_string()))?;
+                Some(Box::new(extract))
             };
-            let extract = make(&self.wants.pick, charset.as_deref())
-                .map_err(|e| Failure::new(ErrorKind::Parse, e.to_string()))?;
+            let label = charset(fields.content_type.as_deref());
+            if label
+                .as_deref()
+                .and_then(|l| encoding_rs::Encoding::for_label(l.as_bytes()))
+                .is_some_and(|e| e == encoding_rs::UTF_16LE || e == encoding_rs::UTF_16BE)
+            {
+                return Err(Failure::new(
+                    ErrorKind::Decode,
+                    "a UTF-16 page: only ASCII-compatible encodings are read",
+                ));
+            }
             let collect = Collect {
-                extract: Some(Box::new(extract)),
+                sniff: extract
+                    .is_some()
+                    .then(|| (self.wants.pick.clone(), self.wants.links)),
+                extract,
+                kept: self.wants.keep_body.then(Vec::new),
                 decoded: 0,
                 max: self.wants.max_body,
                 full: false,
@@ -463,7 +590,7 @@ impl Reader {
                 )
             })?)
         } else {
-            if (200..300).contains(&status) {
+            if success {
                 page.not_html = fields.content_type;
             }
             Sink::Drop
@@ -504,7 +631,8 @@ impl Reader {
         if let Sink::Page(mut d) = sink {
             let ended = d.end();
             let collect = d.collect();
-            if complete && !collect.full {
+            // An empty body claims a coding it never used: nothing to decode, no error.
+            if complete && !collect.full && page.bytes > 0 {
                 ended.map_err(|e| {
                     Failure::new(ErrorKind::Decode, format!("the body does not decode: {e}"))
                 })?;
@@ -513,6 +641,7 @@ impl Reader {
             if let Some(extract) = collect.extract.take() {
                 (page.values, page.links) = extract.finish_with_links();
             }
+            page.body = collect.kept.take().unwrap_or_default();
         }
         Ok(*page)
     }
@@ -524,9 +653,9 @@ mod tests {
 
     fn wants(links: bool) -> Wants {
         Wants {
-            pick: Pick::Title,
             links,
             max_body: 1 << 20,
+            ..Wants::default()
         }
     }
 
@@ -647,10 +776,36 @@ mod tests {
                 .as_deref(),
             Some("2")
         );
-        // 100 Continue comes first, then the answer.
+        // 100 Continue comes first, then the answer; a flood of them is not one.
         let mut r = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
         r.extend(http("200 OK", b"<title>after</title>"));
         assert_eq!(read(&r, &wants(false), 3).unwrap().0.values, ["after"]);
+        let mut flood = b"HTTP/1.1 100 \r\n\r\n".repeat(500);
+        flood.extend(http("200 OK", b"<title>after</title>"));
+        assert_eq!(
+            read(&flood, &wants(false), 100_000).unwrap_err().kind,
+            ErrorKind::Parse
+        );
+        // A folded header line is one line; a Location in Latin-1 is percent-encoded.
+        let r = http(
+            "302 Found\r\nX-Folded: a\r\n  b\r\nLocation: /caf\u{e9}",
+            b"",
+        );
+        let mut r = r;
+        let at = r.windows(4).position(|w| w == b"caf\xc3").unwrap();
+        r.splice(at + 3..at + 5, [0xe9]);
+        assert_eq!(
+            read(&r, &wants(false), 9).unwrap().0.location.as_deref(),
+            Some("/caf%E9")
+        );
+        // The title read, then the connection dropped in the short rest: the page stands.
+        let body = format!("<title>kept</title>{}", "x".repeat(5000));
+        let r = http("200 OK", body.as_bytes());
+        let (page, _) = read(&r[..r.len() - 100], &wants(false), 4096).unwrap();
+        assert_eq!(
+            (page.values.as_slice(), page.reusable),
+            (&["kept".to_string()][..], false)
+        );
     }
 
     #[test]
@@ -684,6 +839,58 @@ mod tests {
                 .unwrap_err()
                 .kind,
             ErrorKind::Parse
+        );
+    }
+
+    #[test]
+    fn a_kept_body_is_decoded_whatever_its_type() {
+        use flate2::write::GzEncoder;
+        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(b"User-agent: *\nDisallow: /private\n")
+            .unwrap();
+        let r = http(
+            "200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip",
+            &gz.finish().unwrap(),
+        );
+        let w = Wants {
+            keep_body: true,
+            ..wants(false)
+        };
+        let (page, _) = read(&r, &w, 7).unwrap();
+        assert_eq!(page.body, b"User-agent: *\nDisallow: /private\n");
+        assert_eq!(page.not_html, None);
+        // Not kept for an error status.
+        assert!(
+            read(&http("404 Not Found", b"nope"), &w, 7)
+                .unwrap()
+                .0
+                .body
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_decides_the_encoding_and_utf_16_is_refused() {
+        let r = http(
+            "200 OK\r\nContent-Type: text/html; charset=iso-8859-1",
+            "\u{feff}<title>Caf\u{e9}</title>".as_bytes(),
+        );
+        assert_eq!(
+            read(&r, &wants(false), 4096).unwrap().0.values,
+            ["Caf\u{e9}"]
+        );
+        let r = http("200 OK", b"\xff\xfe<\0t\0");
+        assert_eq!(
+            read(&r, &wants(false), 4096).unwrap_err().kind,
+            ErrorKind::Decode
+        );
+        let r = http(
+            "200 OK\r\nContent-Type: text/html; charset=utf-16le",
+            b"<\0t\0",
+        );
+        assert_eq!(
+            read(&r, &wants(false), 4096).unwrap_err().kind,
+            ErrorKind::Decode
         );
     }
 

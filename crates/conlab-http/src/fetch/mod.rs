@@ -79,6 +79,8 @@ pub struct FetchConfig {
     pub client: ClientOptions,
     /// How https servers are checked.
     pub tls: crate::tls::TlsOptions,
+    /// Obey each host's robots.txt (RFC 9309), read before its first page.
+    pub robots: bool,
 }
 
 impl Default for FetchConfig {
@@ -93,13 +95,10 @@ impl Default for FetchConfig {
             backoff: Duration::from_millis(250),
             max_retry_wait: Duration::from_secs(60),
             max_redirects: 10,
-            wants: Wants {
-                pick: Pick::Title,
-                links: false,
-                max_body: 16 << 20,
-            },
+            wants: Wants::default(),
             client: ClientOptions::default(),
             tls: crate::tls::TlsOptions::default(),
+            robots: false,
         }
     }
 }
@@ -498,6 +497,7 @@ pub fn run(
         rate: config.rate,
         host_rate: config.host_rate,
         lookahead: (config.concurrency * 4).max(256),
+        robots: config.robots,
     };
     let shared = Arc::new(Shared {
         schedule: Mutex::new(Schedule::new(feed, limits)),
@@ -580,6 +580,71 @@ pub fn run(
 
 type RowSender = std::sync::mpsc::SyncSender<(Row, u32)>;
 
+/// What a worker takes from the schedule.
+enum Work {
+    /// A page.
+    Page(Job),
+    /// A host's robots.txt: the host's key and the file's address.
+    Robots(String, url::Url),
+}
+
+/// The most of a robots.txt read (RFC 9309 asks crawlers to read at least 500 KiB).
+const ROBOTS_MAX: u64 = 512 * 1024;
+
+/// The redirects a robots.txt is followed through (RFC 9309: at least five).
+const ROBOTS_REDIRECTS: u32 = 5;
+
+/// What reading robots.txt came to.
+enum RobotsStep {
+    /// Its rules (`None`: none, everything allowed).
+    Known(Option<texting_robots::Robot>),
+    /// Fetch it again from here (a redirect).
+    Follow(url::Url),
+}
+
+impl Shared {
+    /// What fetching robots.txt gave, as RFC 9309 (2.3.1) reads it: a success's rules; a
+    /// 4xx, no rules; a 5xx or no answer, everything disallowed (the site may be down);
+    /// redirects followed up to five.
+    fn robots_step(&self, url: &url::Url, hops: u32, result: Result<Page, Failure>) -> RobotsStep {
+        let agent = self
+            .config
+            .client
+            .user_agent
+            .split(['/', ' '])
+            .next()
+            .unwrap_or("conlab")
+            .to_string();
+        let parse = |txt: &[u8]| texting_robots::Robot::new(&agent, txt).ok();
+        match result {
+            Ok(page) if (200..300).contains(&page.status) => RobotsStep::Known(parse(&page.body)),
+            Ok(page) if (300..400).contains(&page.status) && hops < ROBOTS_REDIRECTS => {
+                match page.location.and_then(|l| crate::frontier::join(url, &l)) {
+                    Some(next) => RobotsStep::Follow(next),
+                    None => RobotsStep::Known(None),
+                }
+            }
+            Ok(page) if (400..500).contains(&page.status) => RobotsStep::Known(None),
+            _ => RobotsStep::Known(parse(b"User-agent: *\nDisallow: /\n")),
+        }
+    }
+
+    fn robots_wants(&self) -> Wants {
+        Wants {
+            keep_body: true,
+            max_body: ROBOTS_MAX,
+            ..Wants::default()
+        }
+    }
+
+    /// robots.txt for `host` is known.
+    fn robots_known(&self, host: &str, robot: Option<texting_robots::Robot>) {
+        self.schedule().robots_known(host, robot);
+        // The host's waiting pages may all start now.
+        self.wake();
+    }
+}
+
 /// A row for the caller, unless the run was stopped and this one was cut by it.
 fn send(shared: &Shared, tx: &RowSender, row: Row, depth: u32) {
     if shared.stopped() && row.error.is_some() {
@@ -607,7 +672,23 @@ fn threads(
             .stack_size(256 * 1024)
             .spawn(move || {
                 let shared = worker;
-                while let Some(job) = next_blocking(&shared, &tx) {
+                while let Some(work) = next_blocking(&shared, &tx) {
+                    let job = match work {
+                        Work::Page(job) => job,
+                        Work::Robots(host, mut url) => {
+                            let wants = shared.robots_wants();
+                            let mut hops = 0;
+                            let robot = loop {
+                                let result = client.get(&url, &wants);
+                                match shared.robots_step(&url, hops, result) {
+                                    RobotsStep::Known(robot) => break robot,
+                                    RobotsStep::Follow(next) => (url, hops) = (next, hops + 1),
+                                }
+                            };
+                            shared.robots_known(&host, robot);
+                            continue;
+                        }
+                    };
                     let started = Instant::now();
                     let result = client.get(&job.url, &shared.config.wants);
                     let depth = job.depth;
@@ -630,17 +711,23 @@ fn threads(
 }
 
 /// A thread's next job, waiting as long as the schedule says; `None` when there is none.
-fn next_blocking(shared: &Shared, tx: &RowSender) -> Option<Job> {
+fn next_blocking(shared: &Shared, tx: &RowSender) -> Option<Work> {
     let mut s = shared.schedule();
     loop {
         if shared.stopped() {
             return None;
         }
         match s.take(Instant::now()) {
-            Take::Job(job) => return Some(job),
+            Take::Job(job) => return Some(Work::Page(job)),
+            Take::Robots(host, url) => return Some(Work::Robots(host, url)),
             Take::Invalid(given, failure) => {
                 drop(s);
                 send(shared, tx, invalid_row(given, failure), 0);
+                s = shared.schedule();
+            }
+            Take::Refused(job, failure) => {
+                drop(s);
+                send(shared, tx, row(&job, None, Some(failure)), job.depth);
                 s = shared.schedule();
             }
             Take::Done => {
@@ -688,7 +775,25 @@ fn event_loop(
                     let (shared, client, tx) =
                         (Arc::clone(&shared), Arc::clone(&client), tx.clone());
                     tasks.spawn(async move {
-                        while let Some(job) = next_async(&shared, &tx).await {
+                        while let Some(work) = next_async(&shared, &tx).await {
+                            let job = match work {
+                                Work::Page(job) => job,
+                                Work::Robots(host, mut url) => {
+                                    let wants = shared.robots_wants();
+                                    let mut hops = 0;
+                                    let robot = loop {
+                                        let result = client.get(&url, &wants).await;
+                                        match shared.robots_step(&url, hops, result) {
+                                            RobotsStep::Known(robot) => break robot,
+                                            RobotsStep::Follow(next) => {
+                                                (url, hops) = (next, hops + 1)
+                                            }
+                                        }
+                                    };
+                                    shared.robots_known(&host, robot);
+                                    continue;
+                                }
+                            };
                             let started = Instant::now();
                             let result = client.get(&job.url, &shared.config.wants).await;
                             let depth = job.depth;
@@ -719,7 +824,7 @@ fn event_loop(
 }
 
 /// A task's next job, waiting as long as the schedule says; `None` when there is none.
-async fn next_async(shared: &Shared, tx: &RowSender) -> Option<Job> {
+async fn next_async(shared: &Shared, tx: &RowSender) -> Option<Work> {
     loop {
         if shared.stopped() {
             return None;
@@ -730,8 +835,12 @@ async fn next_async(shared: &Shared, tx: &RowSender) -> Option<Job> {
         notified.as_mut().enable();
         let take = shared.schedule().take(Instant::now());
         match take {
-            Take::Job(job) => return Some(job),
+            Take::Job(job) => return Some(Work::Page(job)),
+            Take::Robots(host, url) => return Some(Work::Robots(host, url)),
             Take::Invalid(given, failure) => send(shared, tx, invalid_row(given, failure), 0),
+            Take::Refused(job, failure) => {
+                send(shared, tx, row(&job, None, Some(failure)), job.depth);
+            }
             Take::Done => {
                 shared.wake();
                 return None;

@@ -93,8 +93,25 @@ pub(crate) enum Take {
     Invalid(String, Failure),
     /// Nothing can start before this time (`None`: before a request in flight ends).
     Wait(Option<Instant>),
+    /// Fetch this host's robots.txt (at this address) first; settle it with
+    /// [`Schedule::robots_known`].
+    Robots(String, Url),
+    /// robots.txt disallows this job: its row.
+    Refused(Job, Failure),
     /// Everything is done.
     Done,
+}
+
+/// What a host's robots.txt says, as far as this run knows.
+#[derive(Debug, Default)]
+enum Robots {
+    /// Not asked yet.
+    #[default]
+    Unknown,
+    /// Being fetched: the host's jobs wait.
+    Fetching,
+    /// Read (`None`: no rules, everything allowed).
+    Known(Option<Box<texting_robots::Robot>>),
 }
 
 #[derive(Debug, Default)]
@@ -103,6 +120,9 @@ struct Host {
     /// Its rate's next free slot.
     next_at: Option<Instant>,
     queue: VecDeque<Job>,
+    robots: Robots,
+    /// robots.txt's Crawl-delay: at least this long between two starts.
+    delay: Option<Duration>,
 }
 
 /// The limits a schedule keeps.
@@ -116,6 +136,8 @@ pub(crate) struct Limits {
     pub(crate) host_rate: Option<f64>,
     /// URLs read ahead of the workers.
     pub(crate) lookahead: usize,
+    /// Obey each host's robots.txt.
+    pub(crate) robots: bool,
 }
 
 /// The schedule.
@@ -247,22 +269,51 @@ impl Schedule {
                 soonest = Some(soonest.map_or(at, |s| s.min(at)));
                 continue;
             }
+            let front = host.queue.front().expect("a host with a turn has a job");
+            let mut refused = false;
+            if self.limits.robots {
+                match &host.robots {
+                    Robots::Unknown => {
+                        host.robots = Robots::Fetching;
+                        host.in_flight += 1;
+                        self.in_flight += 1;
+                        let mut url = front.url.clone();
+                        url.set_path("/robots.txt");
+                        url.set_query(None);
+                        return Take::Robots(name.clone(), url);
+                    }
+                    Robots::Fetching => continue,
+                    Robots::Known(Some(robot)) => refused = !robot.allowed(front.url.as_str()),
+                    Robots::Known(None) => {}
+                }
+            }
             let job = host
                 .queue
                 .pop_front()
                 .expect("a host with a turn has a job");
-            host.in_flight += 1;
-            if let Some(i) = interval(self.limits.host_rate) {
-                host.next_at = Some(next_slot(host.next_at, now, i));
-            }
             let name = self.turns.remove(turn).expect("the turn exists");
             if !host.queue.is_empty() {
                 self.turns.push_back(name);
             }
+            self.queued -= 1;
+            if refused {
+                let mut robots = job.url.clone();
+                robots.set_path("/robots.txt");
+                robots.set_query(None);
+                let why = format!("disallowed by {robots}");
+                return Take::Refused(job, Failure::new(ErrorKind::Robots, why));
+            }
+            host.in_flight += 1;
+            let gap = match (interval(self.limits.host_rate), host.delay) {
+                (Some(i), Some(d)) => Some(i.max(d)),
+                (i, d) => i.or(d),
+            };
+            if let Some(i) = gap {
+                host.next_at = Some(next_slot(host.next_at, now, i));
+            }
             if let Some(i) = interval(self.limits.rate) {
                 self.next_at = Some(next_slot(self.next_at, now, i));
             }
-            self.queued -= 1;
             self.in_flight += 1;
             return Take::Job(job);
         }
@@ -284,6 +335,21 @@ impl Schedule {
             {
                 self.hosts.remove(host);
             }
+        }
+    }
+
+    /// `host`'s robots.txt has been read: `robot` (`None`: no rules), whose Crawl-delay
+    /// spaces the host's starts from now on.
+    pub(crate) fn robots_known(&mut self, host: &str, robot: Option<texting_robots::Robot>) {
+        self.in_flight -= 1;
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.in_flight -= 1;
+            h.delay = robot
+                .as_ref()
+                .and_then(|r| r.delay)
+                .filter(|d| d.is_finite() && *d > 0.0)
+                .map(|d| Duration::from_secs_f64(f64::from(d).min(60.0)));
+            h.robots = Robots::Known(robot.map(Box::new));
         }
     }
 
@@ -378,6 +444,35 @@ mod tests {
         assert!(matches!(s.take(now), Take::Wait(Some(at)) if at == now + Duration::from_secs(1)));
         let j = job(s.take(now + Duration::from_secs(1)));
         s.finished(&j.host);
+        assert!(matches!(s.take(now), Take::Done));
+    }
+
+    #[test]
+    fn robots_txt_is_read_first_and_its_rules_refuse_jobs() {
+        let limits = Limits {
+            robots: true,
+            lookahead: 10,
+            ..Limits::default()
+        };
+        let mut s = Schedule::new(urls(&["http://a/ok?x=1", "http://a/private/1"]), limits);
+        let now = Instant::now();
+        let Take::Robots(host, url) = s.take(now) else {
+            panic!()
+        };
+        assert_eq!(
+            (host.as_str(), url.as_str()),
+            ("a:80", "http://a/robots.txt")
+        );
+        // The host's jobs wait while it is read.
+        assert!(matches!(s.take(now), Take::Wait(None)));
+        let robot =
+            texting_robots::Robot::new("conlab", b"User-agent: *\nDisallow: /private\n").unwrap();
+        s.robots_known(&host, Some(robot));
+        assert_eq!(job(s.take(now)).given, "http://a/ok?x=1");
+        assert!(
+            matches!(s.take(now), Take::Refused(j, f) if j.given == "http://a/private/1" && f.kind == ErrorKind::Robots)
+        );
+        s.finished("a:80");
         assert!(matches!(s.take(now), Take::Done));
     }
 

@@ -712,7 +712,7 @@ async fn connect_and_send(
             Ok(Ok(s)) => s,
             failed => {
                 let why = match failed {
-                    Ok(Err(e)) => format!("connect: {e}"),
+                    Ok(Err(e)) => format!("connect: {e}{}", crate::client::descriptor_hint(&e)),
                     _ => format!("connect: no answer within {:?}", config.timeout.min(left)),
                 };
                 error("connect", Some(why));

@@ -48,16 +48,16 @@ pub(crate) struct Args {
     #[arg(long, value_name = "URL", conflicts_with_all = ["urls", "input"])]
     crawl: Option<String>,
 
-    /// Crawl: follow links this many steps from the start.
-    #[arg(long, default_value_t = 2, requires = "crawl")]
-    depth: u32,
+    /// Crawl: follow links this many steps from the start [default: 2].
+    #[arg(long, value_name = "N")]
+    depth: Option<u32>,
 
     /// Crawl: keep to the start page's host.
-    #[arg(long, requires = "crawl")]
+    #[arg(long)]
     same_host: bool,
 
     /// Crawl: visit at most this many pages.
-    #[arg(long, value_name = "N", requires = "crawl")]
+    #[arg(long, value_name = "N")]
     max_pages: Option<u64>,
 
     /// The architecture: async (tasks on an event loop, aiohttp's) or threads (a blocking
@@ -140,7 +140,9 @@ pub(crate) struct Args {
     #[arg(long, value_name = "TEXT")]
     user_agent: Option<String>,
 
-    /// Obey robots.txt (not supported yet: refused rather than ignored).
+    /// Obey each host's robots.txt (RFC 9309): read before the host's first page; its
+    /// Disallow rules make rows with error `robots`, its Crawl-delay spaces the host's
+    /// requests. A robots.txt that fails with a 5xx or no answer disallows the host.
     #[arg(long)]
     robots: bool,
 
@@ -223,12 +225,14 @@ fn config(args: &Args, crawl: bool) -> Result<FetchConfig> {
             pick,
             links: crawl,
             max_body: size(&args.max_body)?,
+            keep_body: false,
         },
         client,
         tls: conlab_http::tls::TlsOptions {
             ca_file: args.cacert.clone(),
             insecure: args.insecure,
         },
+        robots: args.robots,
         ..FetchConfig::default()
     })
 }
@@ -304,7 +308,7 @@ fn already_done(file: &Path, csv: bool) -> Result<HashSet<String>> {
     let mut f = match OpenOptions::new().read(true).write(true).open(file) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(done),
-        Err(e) => return Err(e).with_context(|| format!("--resume {}", file.display())),
+        Err(e) => return Err(usage(format!("--resume {}: {e}", file.display()))),
     };
     let mut text = Vec::new();
     f.read_to_end(&mut text)
@@ -361,7 +365,7 @@ fn url_feed(args: &Args, skip: HashSet<String>) -> Result<Feed> {
         None => None,
         Some("-") => Some(Box::new(BufReader::new(std::io::stdin()))),
         Some(path) => Some(Box::new(BufReader::new(
-            File::open(path).with_context(|| format!("-i {path}"))?,
+            File::open(path).map_err(|e| usage(format!("-i {path}: {e}")))?,
         ))),
     };
     if args.urls.is_empty() && reader.is_none() {
@@ -385,14 +389,21 @@ fn url_feed(args: &Args, skip: HashSet<String>) -> Result<Feed> {
 }
 
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
-    if args.robots {
-        return Err(usage(
-            "--robots is not supported yet: this build cannot read robots.txt, and will not \
-             pretend to obey it",
-        ));
-    }
     let csv = args.format == "csv";
     let crawl = args.crawl.is_some();
+    if !crawl {
+        for (flag, given) in [
+            ("--depth", args.depth.is_some()),
+            ("--same-host", args.same_host),
+            ("--max-pages", args.max_pages.is_some()),
+        ] {
+            if given {
+                return Err(usage(format!(
+                    "{flag} is for a crawl: give --crawl START too"
+                )));
+            }
+        }
+    }
     let config = config(args, crawl)?;
     fetch::validate(&config).map_err(|e| usage(refusal(&e)))?;
     let out_path = args.resume.as_ref().or(args.output.as_ref());
@@ -416,7 +427,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
             })?;
             Feed::Crawl(Frontier::new(
                 url,
-                args.depth,
+                args.depth.unwrap_or(2),
                 args.same_host,
                 args.max_pages,
             ))
@@ -435,7 +446,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
             }
             let file = options
                 .open(path)
-                .with_context(|| format!("opening {}", path.display()))?;
+                .map_err(|e| usage(format!("{}: {e}", path.display())))?;
             let fresh = file.metadata().map_or(true, |m| m.len() == 0);
             (Box::new(file), fresh)
         }

@@ -179,3 +179,113 @@ fn https_pages_are_fetched_by_both_models_when_trusted_and_are_tls_rows_when_not
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An HTTPS server that speaks HTTP/2 only (ALPN `h2`), answering every stream with a page
+/// titled by its path; counts the TCP connections and the streams it served.
+fn h2_server() -> (
+    std::net::SocketAddr,
+    String,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let rcgen::CertifiedKey { cert, key_pair } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(cert.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der())),
+        )
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (connections, streams) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (c, st) = (Arc::clone(&connections), Arc::clone(&streams));
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            for _ in 0..100 {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, c, st) = (acceptor.clone(), Arc::clone(&c), Arc::clone(&st));
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut h2) = h2::server::handshake(tls).await else {
+                        return;
+                    };
+                    c.fetch_add(1, Ordering::SeqCst);
+                    while let Some(Ok((request, mut respond))) = h2.accept().await {
+                        st.fetch_add(1, Ordering::SeqCst);
+                        let body = format!("<title>h2 {}</title>", request.uri().path());
+                        let response = http::Response::builder()
+                            .status(200)
+                            .header("content-type", "text/html")
+                            .body(())
+                            .unwrap();
+                        if let Ok(mut send) = respond.send_response(response, false) {
+                            let _ = send.send_data(bytes::Bytes::from(body), true);
+                        }
+                    }
+                });
+            }
+        });
+    });
+    (addr, cert.pem(), connections, streams)
+}
+
+#[test]
+fn the_event_loop_takes_http_2_where_the_server_offers_it_streams_on_one_connection() {
+    use conlab_http::fetch::{self, Feed, FetchConfig, FetchModel};
+    use std::sync::atomic::Ordering;
+    let (addr, pem, connections, streams) = h2_server();
+    let dir = std::env::temp_dir().join(format!("conlab-h2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, pem).unwrap();
+    let urls: Vec<String> = (0..40)
+        .map(|i| format!("https://localhost:{}/p{i}", addr.port()))
+        .collect();
+    let config = FetchConfig {
+        model: FetchModel::Async,
+        concurrency: 10,
+        tls: TlsOptions {
+            ca_file: Some(ca),
+            insecure: false,
+        },
+        ..FetchConfig::default()
+    };
+    let mut rows = Vec::new();
+    let feed = Feed::Urls(Box::new(urls.clone().into_iter()));
+    fetch::run(config, feed, |_| {}, |r| rows.push(r.clone())).unwrap();
+    assert_eq!(rows.len(), 40);
+    for r in &rows {
+        let path = r.url.rsplit('/').next().unwrap();
+        assert_eq!(
+            r.title.as_deref(),
+            Some(format!("h2 /{path}").as_str()),
+            "{r:?}"
+        );
+        assert!(r.error.is_none(), "{r:?}");
+    }
+    assert_eq!(streams.load(Ordering::SeqCst), 40);
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "every page a stream of one connection"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

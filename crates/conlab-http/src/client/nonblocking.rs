@@ -3,7 +3,7 @@
 //! only to take or return a connection, never across an `await`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,6 +21,12 @@ pub struct AsyncClient {
     options: ClientOptions,
     tls: Option<TlsClient>,
     idle: Mutex<HashMap<Origin, Vec<Conn>>>,
+    /// HTTP/2 connections, one per origin that chose it by ALPN: every request to the origin
+    /// is a stream on it.
+    h2: Mutex<HashMap<Origin, h2::client::SendRequest<bytes::Bytes>>>,
+    /// https origins whose protocol is not known yet: their first connect is made by one
+    /// task while the others wait, so an HTTP/2 origin gets one connection, not one per task.
+    first: Mutex<HashMap<Origin, Arc<tokio::sync::Mutex<bool>>>>,
 }
 
 impl std::fmt::Debug for AsyncClient {
@@ -38,6 +44,8 @@ impl AsyncClient {
             options,
             tls,
             idle: Mutex::new(HashMap::new()),
+            h2: Mutex::new(HashMap::new()),
+            first: Mutex::new(HashMap::new()),
         }
     }
 
@@ -53,6 +61,18 @@ impl AsyncClient {
         let deadline = Instant::now() + self.options.timeout;
         let request = page::request(url, &self.options.user_agent);
         let timed = async {
+            // An origin that speaks HTTP/2 already has a connection for every request.
+            let multiplexed = self.h2_lock().get(&origin).cloned();
+            if let Some(send) = multiplexed {
+                match send.ready().await {
+                    Ok(send) => {
+                        return h2_exchange(send, url, wants, &self.options, deadline).await;
+                    }
+                    Err(_) => {
+                        self.h2_lock().remove(&origin);
+                    }
+                }
+            }
             // As the blocking client: a kept connection that fails before the first byte of
             // the answer was closed by the server meanwhile; the request goes again.
             loop {
@@ -67,7 +87,44 @@ impl AsyncClient {
                     Err((failure, false)) => return Err(failure),
                 }
             }
+            // The first https connect to an origin: until its ALPN answer is known, one task
+            // connects and the others wait for it (then take HTTP/2 streams, or connect).
+            let gate = origin.tls.then(|| {
+                let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+                Arc::clone(first.entry(origin.clone()).or_default())
+            });
+            let mut guard = match &gate {
+                Some(gate) => Some(gate.lock().await),
+                None => None,
+            };
+            if guard.as_ref().is_some_and(|known| **known) {
+                // Another task learned the protocol meanwhile.
+                guard = None;
+                let multiplexed = self.h2_lock().get(&origin).cloned();
+                if let Some(send) = multiplexed
+                    && let Ok(send) = send.ready().await
+                {
+                    return h2_exchange(send, url, wants, &self.options, deadline).await;
+                }
+            }
             let conn = self.connect(&origin, deadline).await?;
+            if let Some(known) = guard.as_mut() {
+                **known = true;
+            }
+            if let Conn::Tls(tls) = &conn
+                && tls.get_ref().1.alpn_protocol() == Some(b"h2")
+            {
+                let (send, connection) = h2::client::handshake(conn)
+                    .await
+                    .map_err(|e| h2_failure(&e))?;
+                // The connection's frames are read and written by a task of its own.
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                self.h2_lock().entry(origin).or_insert_with(|| send.clone());
+                drop(guard);
+                return h2_exchange(send, url, wants, &self.options, deadline).await;
+            }
             match exchange(conn, &request, wants, deadline).await {
                 Ok((page, conn)) => Ok(self.keep(origin, page, conn)),
                 Err((failure, _)) => Err(failure),
@@ -81,6 +138,12 @@ impl AsyncClient {
                     "no whole response within the timeout",
                 ))
             })
+    }
+
+    fn h2_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<Origin, h2::client::SendRequest<bytes::Bytes>>> {
+        self.h2.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn keep(&self, origin: Origin, page: Page, conn: Option<Conn>) -> Page {
@@ -189,5 +252,83 @@ async fn exchange(
         if let Some(end) = after_read(&mut reader, &mut buf, n, &mut received) {
             return end.map(|(page, keep)| (page, keep.then_some(conn)));
         }
+    }
+}
+
+/// An HTTP/2 failure as a row's error.
+fn h2_failure(e: &h2::Error) -> Failure {
+    Failure::new(ErrorKind::Closed, format!("http/2: {e}"))
+}
+
+/// One GET as a stream of an HTTP/2 connection, by `deadline`: the same page reader, given
+/// the HEADERS frame's status and fields, then the DATA frames.
+async fn h2_exchange(
+    send: h2::client::SendRequest<bytes::Bytes>,
+    url: &Url,
+    wants: &Wants,
+    options: &ClientOptions,
+    deadline: Instant,
+) -> Result<Page, Failure> {
+    let mut send = send;
+    let request = http::Request::get(url.as_str())
+        .header(http::header::USER_AGENT, options.user_agent.as_str())
+        .header(
+            http::header::ACCEPT,
+            "text/html,application/xhtml+xml,*/*;q=0.8",
+        )
+        .header(http::header::ACCEPT_ENCODING, "gzip, deflate, br")
+        .body(())
+        .map_err(|e| Failure::new(ErrorKind::InvalidUrl, format!("http/2 request: {e}")))?;
+    let mut reader = Reader::new(wants);
+    let streamed = async {
+        let (response, _) = send
+            .send_request(request, true)
+            .map_err(|e| h2_failure(&e))?;
+        let response = response.await.map_err(|e| h2_failure(&e))?;
+        let (parts, mut body) = response.into_parts();
+        let header = |name: http::header::HeaderName| {
+            let mut values = parts
+                .headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            values.next().map(|first| {
+                values.fold(first.trim().to_string(), |list, v| {
+                    format!("{list}, {}", v.trim())
+                })
+            })
+        };
+        let fields = super::framing::Fields {
+            location: header(http::header::LOCATION),
+            content_type: parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            content_encoding: header(http::header::CONTENT_ENCODING),
+            retry_after: parts
+                .headers
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        };
+        if let Some(page) = reader.h2_head(parts.status.as_u16(), fields)? {
+            return Ok(page);
+        }
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.map_err(|e| h2_failure(&e))?;
+            let _ = body.flow_control().release_capacity(chunk.len());
+            if let (_, Some(page)) = reader.feed(&chunk)? {
+                // Dropping the stream resets it: the rest of the page is not sent.
+                return Ok(page);
+            }
+        }
+        reader.closed()
+    };
+    match tokio::time::timeout_at(deadline.into(), streamed).await {
+        Ok(result) => result,
+        Err(_) => reader.salvage().ok_or_else(|| {
+            Failure::new(ErrorKind::Timeout, "no whole response within the timeout")
+        }),
     }
 }

@@ -495,6 +495,14 @@ impl Reader {
         Ok((used, None))
     }
 
+    /// An HTTP/2 answer's head (its HEADERS frame): the body that follows, as DATA frames,
+    /// is given to [`Reader::feed`] as it comes, and its end to [`Reader::closed`].
+    pub(crate) fn h2_head(&mut self, status: u16, fields: Fields) -> Result<Option<Page>, Failure> {
+        // The stream's end is the body's end: framed as a body that runs until close.
+        self.state = self.start(status, true, Body::UntilClose, fields)?;
+        Ok(self.feed(&[])?.1)
+    }
+
     /// The page, when the extraction already has it and only the rest of the body (read to
     /// keep the connection) was missing: a failure then costs the connection, not the page.
     pub fn salvage(&mut self) -> Option<Page> {

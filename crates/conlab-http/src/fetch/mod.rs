@@ -489,7 +489,13 @@ pub fn run(
 ) -> Result<FetchSummary, FetchError> {
     validate(&config)?;
     crate::load::raise_descriptor_limit(config.concurrency as u64 + 64);
-    let tls = crate::tls::TlsClient::new(&config.tls, &[b"http/1.1"])?;
+    // The event loop offers HTTP/2 and takes it where a server chooses it (streams on one
+    // connection); a blocking thread is one request on one connection: HTTP/1.1.
+    let alpn: &[&[u8]] = match config.model {
+        FetchModel::Async => &[b"h2", b"http/1.1"],
+        FetchModel::Threads => &[b"http/1.1"],
+    };
+    let tls = crate::tls::TlsClient::new(&config.tls, alpn)?;
     let crawl = matches!(feed, Feed::Crawl(_));
     let title = config.wants.pick == Pick::Title;
     let limits = Limits {

@@ -9,13 +9,13 @@ use conlab_http::tls::TlsOptions;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A TLS server for `localhost` on 127.0.0.1 answering every request `ok`, and the PEM of
-/// its self-signed certificate.
-fn tls_server() -> (std::net::SocketAddr, String) {
+/// A TLS acceptor for `localhost` with a certificate made here (offering `alpn`), a
+/// listener on 127.0.0.1, and the certificate's PEM.
+fn tls_listener(alpn: &[&[u8]]) -> (tokio_rustls::TlsAcceptor, std::net::TcpListener, String) {
     let rcgen::CertifiedKey { cert, key_pair } =
         rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
@@ -24,9 +24,17 @@ fn tls_server() -> (std::net::SocketAddr, String) {
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der())),
         )
         .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    (acceptor, listener, cert.pem())
+}
+
+/// A TLS server for `localhost` on 127.0.0.1 answering every request with a page, and the
+/// PEM of its self-signed certificate.
+fn tls_server() -> (std::net::SocketAddr, String) {
+    let (acceptor, listener, pem) = tls_listener(&[]);
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -67,7 +75,7 @@ fn tls_server() -> (std::net::SocketAddr, String) {
             }
         });
     });
-    (addr, cert.pem())
+    (addr, pem)
 }
 
 fn config(url: &str, tls: TlsOptions) -> LoadConfig {
@@ -189,22 +197,7 @@ fn h2_server() -> (
     Arc<std::sync::atomic::AtomicUsize>,
 ) {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let rcgen::CertifiedKey { cert, key_pair } =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(cert.der().to_vec())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der())),
-        )
-        .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
+    let (acceptor, listener, pem) = tls_listener(&[b"h2"]);
     let addr = listener.local_addr().unwrap();
     let (connections, streams) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (c, st) = (Arc::clone(&connections), Arc::clone(&streams));
@@ -244,7 +237,7 @@ fn h2_server() -> (
             }
         });
     });
-    (addr, cert.pem(), connections, streams)
+    (addr, pem, connections, streams)
 }
 
 #[test]

@@ -13,6 +13,7 @@
 //! their rows are the same. Rows reach the caller in the order they finish, on the caller's
 //! thread, so it alone writes them.
 
+pub mod rows;
 mod schedule;
 
 pub use schedule::Feed;

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, IsTerminal, Read, Seek, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use conlab_http::client::{ClientOptions, Wants};
 use conlab_http::extract::{Extract, Pick};
-use conlab_http::fetch::{self, Feed, FetchConfig, FetchError, FetchModel, FetchSummary, Row};
+use conlab_http::fetch::{
+    self, Feed, FetchConfig, FetchError, FetchModel, FetchSummary, Row, rows,
+};
 use conlab_http::frontier::{Frontier, normalise};
 
 use super::output::{duration, usage};
@@ -243,22 +245,6 @@ enum Rows {
     Csv(Box<csv::Writer<Box<dyn Write>>>),
 }
 
-/// The CSV columns, in order.
-const CSV_COLUMNS: [&str; 12] = [
-    "url",
-    "final_url",
-    "status",
-    "title",
-    "bytes",
-    "latency_ms",
-    "attempts",
-    "redirects",
-    "truncated",
-    "depth",
-    "error",
-    "detail",
-];
-
 impl Rows {
     fn write(&mut self, row: &Row) -> std::io::Result<()> {
         match self {
@@ -267,29 +253,9 @@ impl Rows {
                 line.push(b'\n');
                 out.write_all(&line)
             }
-            Rows::Csv(out) => {
-                let opt = |v: Option<String>| v.unwrap_or_default();
-                // With --select, the title column holds the values as a JSON array.
-                let title = match &row.values {
-                    Some(v) => serde_json::to_string(v).unwrap_or_default(),
-                    None => opt(row.title.clone()),
-                };
-                out.write_record([
-                    row.url.clone(),
-                    opt(row.final_url.clone()),
-                    opt(row.status.map(|s| s.to_string())),
-                    title,
-                    row.bytes.to_string(),
-                    format!("{:.3}", row.latency_ms),
-                    row.attempts.to_string(),
-                    row.redirects.to_string(),
-                    row.truncated.to_string(),
-                    opt(row.depth.map(|d| d.to_string())),
-                    opt(row.error.clone()),
-                    opt(row.detail.clone()),
-                ])
-                .map_err(std::io::Error::other)
-            }
+            Rows::Csv(out) => out
+                .write_record(rows::csv_record(row))
+                .map_err(std::io::Error::other),
         }
     }
 
@@ -304,10 +270,9 @@ impl Rows {
 /// The URLs `file` already has rows for. A last line cut short (a crash mid-write) is
 /// removed from the file, so what is appended starts on a line of its own.
 fn already_done(file: &Path, csv: bool) -> Result<HashSet<String>> {
-    let mut done = HashSet::new();
     let mut f = match OpenOptions::new().read(true).write(true).open(file) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(done),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
         Err(e) => return Err(usage(format!("--resume {}: {e}", file.display()))),
     };
     let mut text = Vec::new();
@@ -319,43 +284,13 @@ fn already_done(file: &Path, csv: bool) -> Result<HashSet<String>> {
             .with_context(|| format!("cutting the half-written last row of {}", file.display()))?;
         text.truncate(whole);
     }
-    let _ = f.rewind();
-    let bad = |n: usize, why: &str| {
+    rows::urls_in(&text, csv).map_err(|e| {
         usage(format!(
-            "--resume {}: row {n} is not a fetch row ({why}); resume needs a file that \
-             `conlab fetch --format {}` wrote",
+            "--resume {}: {e}; resume needs a file that `conlab fetch --format {}` wrote",
             file.display(),
             if csv { "csv" } else { "jsonl" }
         ))
-    };
-    if csv {
-        let mut reader = csv::Reader::from_reader(text.as_slice());
-        let at = reader
-            .headers()
-            .ok()
-            .and_then(|h| h.iter().position(|c| c == "url"))
-            .ok_or_else(|| bad(1, "no `url` column in the header"))?;
-        for (n, record) in reader.records().enumerate() {
-            let record = record.map_err(|e| bad(n + 2, &e.to_string()))?;
-            if let Some(url) = record.get(at) {
-                done.insert(url.to_string());
-            }
-        }
-    } else {
-        for (n, line) in text.split(|&b| b == b'\n').enumerate() {
-            if line.is_empty() {
-                continue;
-            }
-            let value: serde_json::Value =
-                serde_json::from_slice(line).map_err(|e| bad(n + 1, &e.to_string()))?;
-            let url = value
-                .get("url")
-                .and_then(|u| u.as_str())
-                .ok_or_else(|| bad(n + 1, "no `url`"))?;
-            done.insert(url.to_string());
-        }
-    }
-    Ok(done)
+    })
 }
 
 /// The input's URLs, read as they are asked for: the arguments, then the file's lines
@@ -457,7 +392,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
             .has_headers(false)
             .from_writer(sink);
         if fresh {
-            w.write_record(CSV_COLUMNS)
+            w.write_record(rows::CSV_COLUMNS)
                 .context("writing the CSV header")?;
         }
         Rows::Csv(Box::new(w))

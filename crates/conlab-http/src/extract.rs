@@ -71,6 +71,8 @@ struct Found {
     done: bool,
     /// Every `<a href>`, for a crawl; `None` when not asked for.
     links: Option<Vec<String>>,
+    /// `<ul>`s and `<ol>`s open now: a `<li>` ends an open `<li>` of its own list only.
+    lists: usize,
 }
 
 /// A matched element whose end has not been read.
@@ -79,13 +81,74 @@ struct Open {
     slot: usize,
     tag: String,
     raw: String,
+    /// Lists open when it opened.
+    lists: usize,
 }
 
-/// Elements whose start tag ends an open one of the same name (HTML's implied end tags:
-/// `<p>one<p>two` is two paragraphs, not one inside the other).
-const IMPLIED_END: [&str; 12] = [
-    "p", "li", "dt", "dd", "option", "optgroup", "tr", "td", "th", "rb", "rt", "rp",
+/// Groups of elements whose start tag ends an open one of the group (HTML's implied end
+/// tags: `<p>one<p>two` is two paragraphs; a `<dd>` ends a `<dt>`).
+const IMPLIED_END: [&[&str]; 8] = [
+    &["p"],
+    &["li"],
+    &["dt", "dd"],
+    &["option"],
+    &["optgroup"],
+    &["tr"],
+    &["td", "th"],
+    &["rb", "rt", "rp"],
 ];
+
+/// Start tags that end an open `<p>` (the HTML standard's list, most of it).
+const ENDS_P: [&str; 27] = [
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "details",
+    "div",
+    "dl",
+    "fieldset",
+    "figure",
+    "footer",
+    "form",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hr",
+    "main",
+    "menu",
+    "nav",
+    "ol",
+    "pre",
+    "section",
+    "table",
+    "ul",
+];
+
+/// The selector of every start tag that may end an open element.
+fn enders() -> lol_html::Selector {
+    let tags: Vec<&str> = IMPLIED_END
+        .iter()
+        .flat_map(|g| g.iter())
+        .chain(&ENDS_P)
+        .copied()
+        .collect();
+    tags.join(", ").parse().expect("tag names are selectors")
+}
+
+/// Whether a start tag `tag` ends an open element `open` that has no end tag yet. Only the
+/// simple cases: lol_html builds no tree, so what needs one (a `<li>` in a nested list) is
+/// not ended here.
+fn ends(tag: &str, open: &str) -> bool {
+    IMPLIED_END
+        .iter()
+        .any(|group| group.contains(&tag) && group.contains(&open))
+        || (open == "p" && ENDS_P.contains(&tag))
+}
 
 impl Found {
     /// Nothing more is needed from the page.
@@ -176,18 +239,14 @@ impl Extract {
                     return Ok(());
                 }
                 let tag = el.tag_name();
-                if IMPLIED_END.contains(&tag.as_str())
-                    && let Some(same) = f.open.iter().rev().find(|o| o.tag == tag)
-                {
-                    let slot = same.slot;
-                    f.close(slot);
-                }
                 let slot = f.values.len();
                 f.values.push(None);
+                let lists = f.lists;
                 f.open.push(Open {
                     slot,
                     tag,
                     raw: String::new(),
+                    lists,
                 });
                 drop(f);
                 let found = Arc::clone(&found);
@@ -223,12 +282,49 @@ impl Extract {
             .and_then(|label| encoding_rs::Encoding::for_label_no_replacement(label.as_bytes()))
             .and_then(AsciiCompatibleEncoding::new);
         let encoding = named.unwrap_or_else(AsciiCompatibleEncoding::utf_8);
-        let mut handlers = vec![(
+        let mut handlers = Vec::new();
+        if !title {
+            // Start tags that end an open match without an end tag of their own (HTML's
+            // implied end tags), whether or not the selector matches them: registered first,
+            // so they close the old match before a new one opens.
+            let found = Arc::clone(&found);
+            handlers.push((
+                std::borrow::Cow::Owned(enders()),
+                ElementContentHandlers::default().element(move |el: &mut Element<'_, '_>| {
+                    let tag = el.tag_name();
+                    let mut f = lock(&found);
+                    let lists = f.lists;
+                    let ended = f
+                        .open
+                        .iter()
+                        .rev()
+                        .find(|o| ends(&tag, &o.tag) && (o.tag != "li" || o.lists == lists));
+                    if let Some(open) = ended {
+                        let slot = open.slot;
+                        f.close(slot);
+                    }
+                    if matches!(tag.as_str(), "ul" | "ol") {
+                        f.lists += 1;
+                        drop(f);
+                        let found = Arc::clone(&found);
+                        if let Some(handlers) = el.end_tag_handlers() {
+                            handlers.push(Box::new(move |_: &mut EndTag<'_>| {
+                                let mut f = lock(&found);
+                                f.lists = f.lists.saturating_sub(1);
+                                Ok(())
+                            }));
+                        }
+                    }
+                    Ok(())
+                }),
+            ));
+        }
+        handlers.push((
             std::borrow::Cow::Owned(parsed),
             ElementContentHandlers::default()
                 .element(on_element)
                 .text(on_text),
-        )];
+        ));
         if links {
             let found = Arc::clone(&found);
             let anchors: lol_html::Selector = "a[href]".parse().expect("a valid selector");
@@ -342,6 +438,11 @@ mod tests {
         assert_eq!(pick(nested, "div", None, 3), ["outer inner tail", "inner"]);
         assert_eq!(pick(nested, "p", None, 3), ["one", "twoxy"]);
         assert_eq!(pick(nested, "li", None, 3), ["x", "y"]);
+        let lists = b"<ul><li>2<ul><li>2a</ul><li>3</ul>";
+        assert_eq!(pick(lists, "li", None, 4), ["22a", "2a", "3"]);
+        let dl = b"<dl><dt>k<dd>v<dt>k2<dd>v2</dl>";
+        assert_eq!(pick(dl, "dt", None, 4), ["k", "k2"]);
+        assert_eq!(pick(dl, "dt, dd", None, 4), ["k", "v", "k2", "v2"]);
         assert_eq!(pick(page, "a@href", None, 5), ["/a", "/b"]);
         assert_eq!(pick(page, "a.x", None, 5), ["Two"]);
         let e = Extract::new(&Pick::parse("a[[["), None).unwrap_err();

@@ -252,3 +252,34 @@ fn resume_skips_exactly_what_the_file_has_and_a_stop_leaves_only_whole_rows() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("fetch: 0 pages"));
     assert_eq!(rows(&std::fs::read(&out_file).unwrap()).len(), 300);
 }
+
+#[test]
+fn a_finished_row_reaches_the_file_while_the_run_goes_on() {
+    let server = start();
+    let dir = Scratch::new("fetch-flush");
+    let out = dir.path("rows.jsonl");
+    let fast = format!("http://{}/site/1.html", server.local_addr());
+    let slow = format!("http://{}/site/2.html?ms=2500", server.local_addr());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_conlab"))
+        .args(["fetch", "-q", "-c", "2", &fast, &slow, "-o"])
+        .arg(&out)
+        .spawn()
+        .unwrap();
+    // Waits for the fast row, bounded: it must come while the slow page is still pending.
+    let mut seen = 0;
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(100));
+        seen = std::fs::read_to_string(&out).map_or(0, |t| t.lines().count());
+        if seen > 0 {
+            break;
+        }
+    }
+    assert_eq!(seen, 1, "the first row is in the file before the run ends");
+    assert!(child.try_wait().unwrap().is_none(), "the run had ended");
+    // SAFETY: kill(2) on the child's pid, which has not been reaped.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGKILL);
+    }
+    let _ = child.wait();
+    assert_eq!(rows(&std::fs::read(&out).unwrap()).len(), 1);
+}

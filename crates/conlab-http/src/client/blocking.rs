@@ -275,7 +275,13 @@ fn exchange(
     let mut buf = Vec::with_capacity(READ_SIZE);
     let mut received = false;
     loop {
-        if let Err(e) = stream.until(deadline) {
+        // The rest of a page already read is waited for briefly: it only keeps the connection.
+        let by = if reader.draining() {
+            deadline.min(Instant::now() + super::DRAIN_WAIT)
+        } else {
+            deadline
+        };
+        if let Err(e) = stream.until(by) {
             return reader
                 .salvage()
                 .map(|page| (page, None))

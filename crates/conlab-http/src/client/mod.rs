@@ -90,6 +90,10 @@ impl Default for ClientOptions {
     }
 }
 
+/// How long the short rest of a page already read is waited for (it is read only to keep
+/// the connection for the next page).
+const DRAIN_WAIT: Duration = Duration::from_millis(500);
+
 /// Bytes read at a time: bodies stream through this, never kept whole.
 const READ_SIZE: usize = 8 * 1024;
 

@@ -237,7 +237,13 @@ async fn exchange(
         buf.reserve(READ_SIZE);
         // Timed here, not around the exchange: a page whose title is read keeps it when the
         // rest of the body never comes.
-        let read = tokio::time::timeout_at(by, conn.read_buf(&mut buf))
+        // The rest of a page already read is waited for briefly: it only keeps the connection.
+        let until = if reader.draining() {
+            by.min(tokio::time::Instant::now() + super::DRAIN_WAIT)
+        } else {
+            by
+        };
+        let read = tokio::time::timeout_at(until, conn.read_buf(&mut buf))
             .await
             .unwrap_or_else(|_| Err(timed_out()));
         let n = match read {

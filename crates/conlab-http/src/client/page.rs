@@ -195,6 +195,8 @@ struct Collect {
     /// What to parse again with, should the body start with a byte order mark (which
     /// decides the encoding over any header): the pick and whether links are wanted.
     sniff: Option<(Pick, bool)>,
+    /// The headers name UTF-16: refused unless a byte order mark says otherwise.
+    utf16: bool,
 }
 
 /// The byte order marks: UTF-8's is read, UTF-16's refused (lol_html reads only encodings
@@ -211,7 +213,14 @@ fn bom(start: &[u8]) -> Option<&'static str> {
 
 impl Write for Collect {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if let Some((pick, links)) = self.sniff.take()
+        let sniff = self.sniff.take();
+        if sniff.is_some() && self.utf16 && bom(bytes) != Some("utf-8") {
+            return Err(std::io::Error::other(
+                "a UTF-16 page (its Content-Type says so): only ASCII-compatible encodings \
+                 are read",
+            ));
+        }
+        if let Some((pick, links)) = sniff
             && let Some(encoding) = bom(bytes)
         {
             if encoding == "utf-16" {
@@ -291,12 +300,14 @@ impl Decoder {
         })
     }
 
+    /// Decodes `bytes` into the collection, flushed: a decoder keeps what it decoded until
+    /// told, and a title it kept would be lost with a body that then stalls.
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         match self {
             Decoder::Plain(c) => c.write_all(bytes),
-            Decoder::Gzip(d) => d.write_all(bytes),
-            Decoder::Deflate(d) => d.write_all(bytes),
-            Decoder::Brotli(d) => d.write_all(bytes),
+            Decoder::Gzip(d) => d.write_all(bytes).and_then(|()| d.flush()),
+            Decoder::Deflate(d) => d.write_all(bytes).and_then(|()| d.flush()),
+            Decoder::Brotli(d) => d.write_all(bytes).and_then(|()| d.flush()),
         }
     }
 
@@ -503,6 +514,12 @@ impl Reader {
         Ok(self.feed(&[])?.1)
     }
 
+    /// Whether the page is read and only the short rest of its body is being read, to keep
+    /// the connection: a driver waits for that rest briefly, not for the whole timeout.
+    pub fn draining(&self) -> bool {
+        matches!(self.state, State::Body { draining: true, .. })
+    }
+
     /// The page, when the extraction already has it and only the rest of the body (read to
     /// keep the connection) was missing: a failure then costs the connection, not the page.
     pub fn salvage(&mut self) -> Option<Page> {
@@ -566,17 +583,12 @@ impl Reader {
                 Some(Box::new(extract))
             };
             let label = charset(fields.content_type.as_deref());
-            if label
+            let utf16 = label
                 .as_deref()
                 .and_then(|l| encoding_rs::Encoding::for_label(l.as_bytes()))
-                .is_some_and(|e| e == encoding_rs::UTF_16LE || e == encoding_rs::UTF_16BE)
-            {
-                return Err(Failure::new(
-                    ErrorKind::Decode,
-                    "a UTF-16 page: only ASCII-compatible encodings are read",
-                ));
-            }
+                .is_some_and(|e| e == encoding_rs::UTF_16LE || e == encoding_rs::UTF_16BE);
             let collect = Collect {
+                utf16,
                 sniff: extract
                     .is_some()
                     .then(|| (self.wants.pick.clone(), self.wants.links)),
@@ -806,6 +818,21 @@ mod tests {
             read(&r, &wants(false), 9).unwrap().0.location.as_deref(),
             Some("/caf%E9")
         );
+        // A gzip page whose title is in its first bytes, the rest never sent: the title is
+        // found (the decoder is flushed as it goes), and the page stands.
+        {
+            use flate2::write::GzEncoder;
+            let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(b"<title>zipped early</title>").unwrap();
+            gz.flush().unwrap();
+            let start = gz.get_ref().len();
+            gz.write_all("y".repeat(20_000).as_bytes()).unwrap();
+            let all = gz.finish().unwrap();
+            let r = http("200 OK\r\nContent-Encoding: gzip", &all);
+            let cut = r.len() - all.len() + start;
+            let (page, _) = read(&r[..cut], &wants(false), 4096).unwrap();
+            assert_eq!(page.values, ["zipped early"]);
+        }
         // The title read, then the connection dropped in the short rest: the page stands.
         let body = format!("<title>kept</title>{}", "x".repeat(5000));
         let r = http("200 OK", body.as_bytes());
@@ -900,6 +927,12 @@ mod tests {
             read(&r, &wants(false), 4096).unwrap_err().kind,
             ErrorKind::Decode
         );
+        // The byte order mark decides, over a header that says UTF-16.
+        let r = http(
+            "200 OK\r\nContent-Type: text/html; charset=utf-16",
+            "\u{feff}<title>\u{e9}</title>".as_bytes(),
+        );
+        assert_eq!(read(&r, &wants(false), 4096).unwrap().0.values, ["\u{e9}"]);
     }
 
     #[test]

@@ -601,6 +601,63 @@ const ROBOTS_MAX: u64 = 512 * 1024;
 /// The redirects a robots.txt is followed through (RFC 9309: at least five).
 const ROBOTS_REDIRECTS: u32 = 5;
 
+/// `text` with its percent-escapes in one form, as RFC 9309 (2.2.2) compares paths: an
+/// escape of an unreserved character is that character (`%7E` is `~`), other escapes in
+/// upper case (`%c3` is `%C3`), bytes beyond ASCII escaped.
+pub(crate) fn one_form(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let hex = |c: u8| char::from(c).to_digit(16);
+        if b == b'%'
+            && let (Some(&h), Some(&l)) = (bytes.get(i + 1), bytes.get(i + 2))
+            && let (Some(h), Some(l)) = (hex(h), hex(l))
+        {
+            let c = (h * 16 + l) as u8;
+            if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
+                out.push(char::from(c));
+            } else {
+                out.push_str(&format!("%{c:02X}"));
+            }
+            i += 3;
+        } else if b.is_ascii() {
+            out.push(char::from(b));
+            i += 1;
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A robots.txt with the paths of its rules in [`one_form`], as the URLs it is asked about.
+fn robots_rules(txt: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(txt);
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        match line.split_once(':') {
+            Some((key, value))
+                if key.trim().eq_ignore_ascii_case("allow")
+                    || key.trim().eq_ignore_ascii_case("disallow") =>
+            {
+                let (value, end) = match value.strip_suffix('\n') {
+                    Some(v) => (v, "\n"),
+                    None => (value, ""),
+                };
+                out.push_str(key);
+                out.push(':');
+                out.push_str(&one_form(value));
+                out.push_str(end);
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out.into_bytes()
+}
+
 /// What reading robots.txt came to.
 enum RobotsStep {
     /// Its rules (`None`: none, everything allowed).
@@ -622,7 +679,7 @@ impl Shared {
             .next()
             .unwrap_or("conlab")
             .to_string();
-        let parse = |txt: &[u8]| texting_robots::Robot::new(&agent, txt).ok();
+        let parse = |txt: &[u8]| texting_robots::Robot::new(&agent, &robots_rules(txt)).ok();
         match result {
             Ok(page) if (200..300).contains(&page.status) => RobotsStep::Known(parse(&page.body)),
             Ok(page) if (300..400).contains(&page.status) && hops < ROBOTS_REDIRECTS => {
@@ -859,6 +916,31 @@ async fn next_async(shared: &Shared, tx: &RowSender) -> Option<Work> {
                     () = tokio::time::sleep_until(until.into()) => {}
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn robots_paths_and_urls_are_compared_in_one_form() {
+        assert_eq!(
+            one_form("/%7Ejoe/caf%c3%a9/%2F?q=\u{e9}"),
+            "/~joe/caf%C3%A9/%2F?q=%C3%A9"
+        );
+        let rules = robots_rules(
+            b"User-agent: *\nDisallow: /%7Ejoe/\nDisallow: /~ann/\nAllow: /caf%c3%a9\n",
+        );
+        let robot = texting_robots::Robot::new("conlab", &rules).unwrap();
+        for (url, allowed) in [
+            ("http://a/~joe/x", false),
+            ("http://a/%7Ejoe/x", false),
+            ("http://a/%7Eann/x", false),
+            ("http://a/other", true),
+        ] {
+            assert_eq!(robot.allowed(&one_form(url)), allowed, "{url}");
         }
     }
 }

@@ -283,7 +283,9 @@ impl Schedule {
                         return Take::Robots(name.clone(), url);
                     }
                     Robots::Fetching => continue,
-                    Robots::Known(Some(robot)) => refused = !robot.allowed(front.url.as_str()),
+                    Robots::Known(Some(robot)) => {
+                        refused = !robot.allowed(&super::one_form(front.url.as_str()));
+                    }
                     Robots::Known(None) => {}
                 }
             }

@@ -8,7 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use conlab_http::client::{ClientOptions, Wants};
@@ -241,8 +241,8 @@ fn config(args: &Args, crawl: bool) -> Result<FetchConfig> {
 
 /// Where rows go.
 enum Rows {
-    Jsonl(Box<dyn Write>),
-    Csv(Box<csv::Writer<Box<dyn Write>>>),
+    Jsonl(Box<dyn Write + Send>),
+    Csv(Box<csv::Writer<Box<dyn Write + Send>>>),
 }
 
 impl Rows {
@@ -369,7 +369,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         }
         None => url_feed(args, skip)?,
     };
-    let (sink, fresh): (Box<dyn Write>, bool) = match out_path {
+    let (sink, fresh): (Box<dyn Write + Send>, bool) = match out_path {
         None => (Box::new(std::io::stdout()), true),
         Some(path) => {
             let mut options = OpenOptions::new();
@@ -386,8 +386,8 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
             (Box::new(file), fresh)
         }
     };
-    let sink: Box<dyn Write> = Box::new(std::io::BufWriter::with_capacity(64 * 1024, sink));
-    let mut rows = if csv {
+    let sink: Box<dyn Write + Send> = Box::new(std::io::BufWriter::with_capacity(64 * 1024, sink));
+    let rows = if csv {
         let mut w = csv::WriterBuilder::new()
             .has_headers(false)
             .from_writer(sink);
@@ -408,54 +408,59 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         .then(|| progress_bar(args.urls.len(), args.input.is_none() && !crawl));
     let progress = std::cell::OnceCell::new();
     let mut written: Result<(), std::io::Error> = Ok(());
-    let mut last_flush = Instant::now();
-    let summary = fetch::run(
-        config,
-        feed,
-        |p| {
-            let stopper = p.clone();
-            std::thread::spawn(move || {
-                if signals.forever().next().is_some() {
-                    stopper.interrupt();
-                }
-            });
-            let _ = progress.set(p);
-        },
-        |row| {
-            if written.is_err() {
-                return;
+    // A row is one write into the buffer, so nothing is half-written when the run stops; a
+    // thread flushes the buffer every 100 ms, so a crash (or SIGKILL) loses at most the last
+    // moments of rows, whatever the pace of the run (resume cuts a half-written last line).
+    let rows = std::sync::Mutex::new(rows);
+    let lock = || rows.lock().unwrap_or_else(|p| p.into_inner());
+    let finished = std::sync::atomic::AtomicBool::new(false);
+    let summary = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !finished.load(std::sync::atomic::Ordering::Acquire) {
+                std::thread::park_timeout(Duration::from_millis(100));
+                let _ = lock().flush();
             }
-            written = rows.write(row).and_then(|()| {
-                // Flushed now and then, not per row: a row is one write into the buffer, so
-                // nothing is half-written when the run stops, and a crash loses at most the
-                // last moments (resume cuts a half-written last line).
-                if last_flush.elapsed() >= Duration::from_millis(100) {
-                    last_flush = Instant::now();
-                    rows.flush()
-                } else {
-                    Ok(())
+        });
+        let summary = fetch::run(
+            config,
+            feed,
+            |p| {
+                let stopper = p.clone();
+                std::thread::spawn(move || {
+                    if signals.forever().next().is_some() {
+                        stopper.interrupt();
+                    }
+                });
+                let _ = progress.set(p);
+            },
+            |row| {
+                if written.is_err() {
+                    return;
                 }
-            });
-            if written.is_err()
-                && let Some(p) = progress.get()
-            {
-                p.interrupt();
-            }
-            if let Some(bar) = &bar {
-                bar.inc(1);
-                if let Some(p) = progress.get() {
-                    let (flying, waiting) = p.pending();
-                    bar.set_message(format!("{flying} in flight, {waiting} waiting"));
+                written = lock().write(row);
+                if written.is_err()
+                    && let Some(p) = progress.get()
+                {
+                    p.interrupt();
                 }
-            }
-        },
-    )
+                if let Some(bar) = &bar {
+                    bar.inc(1);
+                    if let Some(p) = progress.get() {
+                        let (flying, waiting) = p.pending();
+                        bar.set_message(format!("{flying} in flight, {waiting} waiting"));
+                    }
+                }
+            },
+        );
+        finished.store(true, std::sync::atomic::Ordering::Release);
+        summary
+    })
     .map_err(|e| usage(refusal(&e)))?;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
     written
-        .and_then(|()| rows.flush())
+        .and_then(|()| lock().flush())
         .context("writing the rows")?;
     if let Some(path) = &args.summary_json {
         let json = serde_json::to_string_pretty(&summary)?;

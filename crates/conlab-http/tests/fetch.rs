@@ -21,6 +21,8 @@ struct Seen {
     peak: AtomicUsize,
     /// Requests by path, with the time of each.
     hits: Mutex<HashMap<String, Vec<Instant>>>,
+    /// robots.txt answers 503.
+    robots_down: AtomicBool,
 }
 
 struct TestServer {
@@ -147,6 +149,9 @@ fn serve(mut conn: TcpStream, seen: &Seen, stop: &AtomicBool) {
                 }
             }
             "/limited" => Some(respond("429 Too Many", "Retry-After: 3600\r\n", b"")),
+            "/robots.txt" if seen.robots_down.load(Ordering::Acquire) => {
+                Some(respond("503 Busy", "", b""))
+            }
             "/robots.txt" => Some(respond(
                 "200 OK",
                 "Content-Type: text/plain\r\n",
@@ -580,4 +585,22 @@ fn robots_txt_refuses_what_it_disallows_and_odd_pages_read_right() {
         );
     }
     assert_eq!(s.hits("/robots.txt").len(), 2, "once per run");
+    // robots.txt that cannot be read: every page refused, and the row says why.
+    let down = server();
+    down.seen.robots_down.store(true, Ordering::Release);
+    let mut c = config(FetchModel::Async);
+    c.robots = true;
+    c.retries = 0;
+    let (rows, _) = run(c, list(&[down.url("/page/1")]));
+    assert_eq!(rows[0].error.as_deref(), Some("robots"));
+    assert!(
+        rows[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("could not be read"),
+        "{:?}",
+        rows[0]
+    );
+    assert!(down.hits("/page/1").is_empty());
 }

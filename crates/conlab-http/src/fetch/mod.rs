@@ -420,6 +420,8 @@ fn row(job: &Job, page: Option<Page>, failure: Option<Failure>) -> Row {
         Some(p) => (Some(p.status), Some(p.values), p.bytes, p.truncated),
         None => (None, None, 0, false),
     };
+    // Microseconds are the clock's worth: more digits would be noise.
+    let latency_ms = (job.spent.as_secs_f64() * 1e6).round() / 1e3;
     Row {
         url: job.given.clone(),
         final_url: Some(job.url.as_str().to_string()),
@@ -427,7 +429,7 @@ fn row(job: &Job, page: Option<Page>, failure: Option<Failure>) -> Row {
         title: None,
         values,
         bytes,
-        latency_ms: job.spent.as_secs_f64() * 1000.0,
+        latency_ms,
         attempts: job.attempts,
         redirects: job.redirects,
         truncated,
@@ -661,7 +663,8 @@ fn robots_rules(txt: &[u8]) -> Vec<u8> {
 /// What reading robots.txt came to.
 enum RobotsStep {
     /// Its rules (`None`: none, everything allowed).
-    Known(Option<texting_robots::Robot>),
+    /// Its rules (`None`: none), and why every page is refused when it could not be read.
+    Known(Option<texting_robots::Robot>, Option<String>),
     /// Fetch it again from here (a redirect).
     Follow(url::Url),
 }
@@ -681,15 +684,29 @@ impl Shared {
             .to_string();
         let parse = |txt: &[u8]| texting_robots::Robot::new(&agent, &robots_rules(txt)).ok();
         match result {
-            Ok(page) if (200..300).contains(&page.status) => RobotsStep::Known(parse(&page.body)),
+            Ok(page) if (200..300).contains(&page.status) => {
+                RobotsStep::Known(parse(&page.body), None)
+            }
             Ok(page) if (300..400).contains(&page.status) && hops < ROBOTS_REDIRECTS => {
                 match page.location.and_then(|l| crate::frontier::join(url, &l)) {
                     Some(next) => RobotsStep::Follow(next),
-                    None => RobotsStep::Known(None),
+                    None => RobotsStep::Known(None, None),
                 }
             }
-            Ok(page) if (400..500).contains(&page.status) => RobotsStep::Known(None),
-            _ => RobotsStep::Known(parse(b"User-agent: *\nDisallow: /\n")),
+            Ok(page) if (400..500).contains(&page.status) => RobotsStep::Known(None, None),
+            failed => {
+                let why = match failed {
+                    Ok(page) => format!("{} answered {}", url, page.status),
+                    Err(f) => format!("{url}: {}", f.detail),
+                };
+                RobotsStep::Known(
+                    parse(b"User-agent: *\nDisallow: /\n"),
+                    Some(format!(
+                        "robots.txt could not be read ({why}): RFC 9309 has every page of the \
+                         host disallowed then"
+                    )),
+                )
+            }
         }
     }
 
@@ -702,8 +719,8 @@ impl Shared {
     }
 
     /// robots.txt for `host` is known.
-    fn robots_known(&self, host: &str, robot: Option<texting_robots::Robot>) {
-        self.schedule().robots_known(host, robot);
+    fn robots_known(&self, host: &str, robot: Option<texting_robots::Robot>, why: Option<String>) {
+        self.schedule().robots_known(host, robot, why);
         // The host's waiting pages may all start now.
         self.wake();
     }
@@ -745,11 +762,11 @@ fn threads(
                             let robot = loop {
                                 let result = client.get(&url, &wants);
                                 match shared.robots_step(&url, hops, result) {
-                                    RobotsStep::Known(robot) => break robot,
+                                    RobotsStep::Known(robot, why) => break (robot, why),
                                     RobotsStep::Follow(next) => (url, hops) = (next, hops + 1),
                                 }
                             };
-                            shared.robots_known(&host, robot);
+                            shared.robots_known(&host, robot.0, robot.1);
                             continue;
                         }
                     };
@@ -848,13 +865,13 @@ fn event_loop(
                                     let robot = loop {
                                         let result = client.get(&url, &wants).await;
                                         match shared.robots_step(&url, hops, result) {
-                                            RobotsStep::Known(robot) => break robot,
+                                            RobotsStep::Known(robot, why) => break (robot, why),
                                             RobotsStep::Follow(next) => {
                                                 (url, hops) = (next, hops + 1)
                                             }
                                         }
                                     };
-                                    shared.robots_known(&host, robot);
+                                    shared.robots_known(&host, robot.0, robot.1);
                                     continue;
                                 }
                             };

@@ -123,6 +123,8 @@ struct Host {
     robots: Robots,
     /// robots.txt's Crawl-delay: at least this long between two starts.
     delay: Option<Duration>,
+    /// Why every page is refused, when robots.txt could not be read.
+    robots_why: Option<String>,
 }
 
 /// The limits a schedule keeps.
@@ -302,7 +304,10 @@ impl Schedule {
                 let mut robots = job.url.clone();
                 robots.set_path("/robots.txt");
                 robots.set_query(None);
-                let why = format!("disallowed by {robots}");
+                let why = host
+                    .robots_why
+                    .clone()
+                    .unwrap_or_else(|| format!("disallowed by {robots}"));
                 return Take::Refused(job, Failure::new(ErrorKind::Robots, why));
             }
             host.in_flight += 1;
@@ -342,7 +347,12 @@ impl Schedule {
 
     /// `host`'s robots.txt has been read: `robot` (`None`: no rules), whose Crawl-delay
     /// spaces the host's starts from now on.
-    pub(crate) fn robots_known(&mut self, host: &str, robot: Option<texting_robots::Robot>) {
+    pub(crate) fn robots_known(
+        &mut self,
+        host: &str,
+        robot: Option<texting_robots::Robot>,
+        why: Option<String>,
+    ) {
         self.in_flight -= 1;
         if let Some(h) = self.hosts.get_mut(host) {
             h.in_flight -= 1;
@@ -352,6 +362,7 @@ impl Schedule {
                 .filter(|d| d.is_finite() && *d > 0.0)
                 .map(|d| Duration::from_secs_f64(f64::from(d).min(60.0)));
             h.robots = Robots::Known(robot.map(Box::new));
+            h.robots_why = why;
         }
     }
 
@@ -469,7 +480,7 @@ mod tests {
         assert!(matches!(s.take(now), Take::Wait(None)));
         let robot =
             texting_robots::Robot::new("conlab", b"User-agent: *\nDisallow: /private\n").unwrap();
-        s.robots_known(&host, Some(robot));
+        s.robots_known(&host, Some(robot), None);
         assert_eq!(job(s.take(now)).given, "http://a/ok?x=1");
         assert!(
             matches!(s.take(now), Take::Refused(j, f) if j.given == "http://a/private/1" && f.kind == ErrorKind::Robots)

@@ -693,7 +693,8 @@ impl Shared {
                     None => RobotsStep::Known(None, None),
                 }
             }
-            Ok(page) if (400..500).contains(&page.status) => RobotsStep::Known(None, None),
+            // More than five redirects, or a 4xx: "unavailable" (RFC 9309 2.3.1.2-3), no rules.
+            Ok(page) if (300..500).contains(&page.status) => RobotsStep::Known(None, None),
             failed => {
                 let why = match failed {
                     Ok(page) => format!("{} answered {}", url, page.status),

@@ -415,7 +415,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let lock = || rows.lock().unwrap_or_else(|p| p.into_inner());
     let finished = std::sync::atomic::AtomicBool::new(false);
     let summary = std::thread::scope(|scope| {
-        scope.spawn(|| {
+        let flusher = scope.spawn(|| {
             while !finished.load(std::sync::atomic::Ordering::Acquire) {
                 std::thread::park_timeout(Duration::from_millis(100));
                 let _ = lock().flush();
@@ -453,6 +453,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
             },
         );
         finished.store(true, std::sync::atomic::Ordering::Release);
+        flusher.thread().unpark();
         summary
     })
     .map_err(|e| usage(refusal(&e)))?;

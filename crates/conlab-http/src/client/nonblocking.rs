@@ -125,6 +125,8 @@ impl AsyncClient {
                 drop(guard);
                 return h2_exchange(send, url, wants, &self.options, deadline).await;
             }
+            // HTTP/1.1: the others need not wait for this exchange, only for the answer to ALPN.
+            drop(guard);
             match exchange(conn, &request, wants, deadline).await {
                 Ok((page, conn)) => Ok(self.keep(origin, page, conn)),
                 Err((failure, _)) => Err(failure),

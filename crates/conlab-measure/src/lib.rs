@@ -16,6 +16,7 @@
 
 pub mod export;
 pub mod figures;
+pub mod html;
 pub mod latency;
 pub mod report;
 pub mod usage;

@@ -130,3 +130,30 @@ fn help_lists_every_experiment_and_an_unknown_one_is_a_usage_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn html_writes_one_self_contained_page_and_an_unwritable_path_is_refused_first() {
+    let path = std::env::temp_dir().join(format!("conlab-tour-{}.html", std::process::id()));
+    let (code, _, stderr) = conlab(&[
+        "tour",
+        "--quick",
+        "--only",
+        "primes,deadlock",
+        "--html",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let html = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(html.starts_with("<!doctype html>"));
+    assert_eq!(html.matches("<section").count(), 2);
+    assert!(html.contains("<section id=\"primes\">") && html.contains("<svg"));
+    assert!(html.contains("id=\"report\"") && html.contains("conlab.tour/2"));
+    assert!(
+        !html.contains("src=") && !html.contains("href=\"http"),
+        "nothing fetched"
+    );
+    let (code, _, stderr) = conlab(&["tour", "--only", "primes", "--html", "/nonexistent/t.html"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--html /nonexistent/t.html"), "{stderr}");
+}

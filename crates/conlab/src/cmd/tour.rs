@@ -11,7 +11,7 @@ use conlab_exec::available_cores;
 use conlab_lecture::experiments::{Budget, Context, EXPERIMENTS};
 use conlab_lecture::{Finding, TourReport, Verdict};
 
-use super::output::{color, json_only, serve_launcher};
+use super::output::{color, json_only, serve_launcher, usage};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -23,6 +23,7 @@ Examples:
   conlab tour                      every experiment (about 8 s on 2 cores)
   conlab tour --only primes,web    the GIL and Apache vs nginx
   conlab tour --json tour.json     also write every finding as JSON (conlab.tour/2)
+  conlab tour --html tour.html     and as a page to open in a browser
   conlab tour --peers              Apache httpd and nginx beside conlab's servers
 
 Exit status: 0 when the tour ran (whatever the verdicts), 1 when an experiment could not
@@ -48,6 +49,11 @@ pub(crate) struct Args {
     /// Also write the findings as JSON to FILE (`-` for standard output instead of text).
     #[arg(long, value_name = "FILE")]
     json: Option<String>,
+
+    /// Also write the tour as one self-contained HTML page to FILE: each claim, its verdict
+    /// and its chart with the data underneath; no script, nothing fetched.
+    #[arg(long, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
 }
 
 /// `--only`'s values, each with its experiment's title for `--help`.
@@ -61,6 +67,15 @@ fn experiment_names() -> PossibleValuesParser {
 
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let exports = json_only(args.json.as_ref())?;
+    // Opened now, so that a path that cannot be written fails before the tour runs.
+    let html = match &args.html {
+        Some(path) => Some((
+            std::fs::File::create(path)
+                .map_err(|e| usage(format!("--html {}: {e}", path.display())))?,
+            path,
+        )),
+        None => None,
+    };
     let text = !exports.uses_stdout();
     let out = &mut io::stdout().lock();
     let cores = available_cores();
@@ -105,6 +120,11 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         writeln!(out, "{}", report.summary())?;
     }
     exports.write(&report).context("writing the tour's JSON")?;
+    if let Some((mut file, path)) = html {
+        let json = serde_json::to_string_pretty(&report)?;
+        file.write_all(report.html(&json).as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     if !failed.is_empty() {
         eprintln!("conlab: could not run {}", failed.join(", "));
         return Ok(ExitCode::from(1));

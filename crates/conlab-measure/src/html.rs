@@ -71,16 +71,34 @@ pub fn number(v: f64) -> String {
     }
 }
 
-/// Tick values over `[lo, hi]`: 1, 2 or 5 times a power of ten apart, about five of them.
-fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+/// A figure for a table: six significant digits (the JSON has every digit).
+fn figure(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return number(v);
+    }
+    let digits = (5 - v.abs().log10().floor() as i32).clamp(0, 12) as usize;
+    let text = format!("{v:.digits$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+/// Tick values over `[lo, hi]`: 1, 2 or 5 times a power of ten apart, about five of them;
+/// whole numbers only when the values are (workers, connections).
+fn ticks(lo: f64, hi: f64, whole: bool) -> Vec<f64> {
     let span = (hi - lo).max(f64::MIN_POSITIVE);
     let raw = span / 5.0;
     let power = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
+    let mut step = [1.0, 2.0, 5.0, 10.0]
         .iter()
         .map(|m| m * power)
         .find(|s| *s >= raw)
         .unwrap_or(10.0 * power);
+    if whole {
+        step = step.max(1.0);
+    }
     let first = (lo / step).ceil() * step;
     let mut out = Vec::new();
     let mut t = first;
@@ -169,7 +187,7 @@ impl Chart {
             let (a, b) = (y0.log10().round() as i32, y1.log10().round() as i32);
             (a..=b).map(|e| 10f64.powi(e)).collect()
         } else {
-            ticks(y0, y1)
+            ticks(y0, y1, false)
         };
         for t in y_ticks {
             let y = sy(t);
@@ -182,7 +200,8 @@ impl Chart {
                 number(t)
             );
         }
-        for t in ticks(x0, x1) {
+        let whole = points.iter().all(|p| p[0].fract() == 0.0);
+        for t in ticks(x0, x1, whole) {
             let x = sx(t);
             let _ = write!(
                 svg,
@@ -270,7 +289,7 @@ impl Chart {
                     .points
                     .iter()
                     .find(|p| p[0] == x)
-                    .map_or(String::new(), |p| format!("{}", p[1]));
+                    .map_or(String::new(), |p| figure(p[1]));
                 let _ = write!(html, "<td>{cell}</td>");
             }
             html.push_str("</tr>");
@@ -293,7 +312,7 @@ blockquote{margin:0.5rem 0;padding-left:1rem;border-left:3px solid var(--grid);c
 .verdict{font-weight:600}.held{color:var(--held)}.not-held{color:var(--not)}.cannot-show{color:var(--cannot)}\
 svg.chart{width:100%;height:auto;max-width:40rem;display:block;font-size:11px}\
 svg text{fill:var(--fg)}svg .label{fill:var(--muted);font-size:12px}svg .note{fill:var(--muted)}\
-.axis line{stroke:var(--fg)}.grid{stroke:var(--grid)}\
+.axis line{stroke:var(--fg)}.axis line.grid{stroke:var(--grid)}\
 .series polyline{fill:none;stroke-width:2}.series circle{stroke:var(--bg);stroke-width:1}\
 .s0 polyline{stroke:var(--s0)}.s0 circle{fill:var(--s0)}.s1 polyline{stroke:var(--s1)}.s1 circle{fill:var(--s1)}\
 .s2 polyline{stroke:var(--s2)}.s2 circle{fill:var(--s2)}.s3 polyline{stroke:var(--s3)}.s3 circle{fill:var(--s3)}\
@@ -303,7 +322,7 @@ svg text{fill:var(--fg)}svg .label{fill:var(--muted);font-size:12px}svg .note{fi
 .legend li::before{content:'';display:inline-block;width:1rem;height:0.2rem;margin-right:0.35rem;vertical-align:middle;background:var(--c)}\
 table{border-collapse:collapse;margin:0.5rem 0 1rem;font-size:0.85rem;display:block;overflow-x:auto}\
 caption{text-align:left;color:var(--muted)}th,td{border:1px solid var(--grid);padding:0.2rem 0.5rem;text-align:right}\
-details{margin:0.5rem 0}pre{white-space:pre-wrap;word-break:break-word}\
+figure{margin:1rem 0}details{margin:0.5rem 0}pre{white-space:pre-wrap;word-break:break-word}\
 @media print{body{max-width:none}h2{break-before:auto;break-inside:avoid}svg.chart{break-inside:avoid}details{display:none}}";
 
 /// A legend for `chart`'s lines, in their colours.
@@ -357,10 +376,9 @@ impl Page {
     pub fn chart(&mut self, chart: &Chart) -> &mut Page {
         let _ = write!(
             self.body,
-            "<figure>{}{}<figcaption>{}</figcaption>{}</figure>",
+            "<figure>{}{}{}</figure>",
             chart.svg(),
             legend(chart),
-            escape(&chart.title),
             chart.table()
         );
         self
@@ -463,10 +481,16 @@ mod tests {
     #[test]
     fn ticks_are_round_and_cover_the_range() {
         assert_eq!(
-            ticks(0.0, 22000.0),
+            ticks(0.0, 22000.0, false),
             [0.0, 5000.0, 10000.0, 15000.0, 20000.0]
         );
-        assert_eq!(ticks(20.0, 1000.0), [200.0, 400.0, 600.0, 800.0, 1000.0]);
+        assert_eq!(
+            ticks(20.0, 1000.0, true),
+            [200.0, 400.0, 600.0, 800.0, 1000.0]
+        );
+        assert_eq!(ticks(1.0, 2.0, true), [1.0, 2.0], "workers are whole");
+        assert_eq!(figure(2.836_627_653_443_62), "2.83663");
+        assert_eq!(figure(13067.0), "13067");
         assert_eq!(number(0.5), "0.50");
         assert_eq!(number(12.34), "12.3");
     }

@@ -299,6 +299,97 @@ impl Chart {
     }
 }
 
+/// A horizontal bar chart: one bar per category (counts: statuses, errors).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bars {
+    /// Its caption.
+    pub title: String,
+    /// What the bars measure, with its unit.
+    pub value_label: String,
+    /// The categories and their values, in the order shown.
+    pub bars: Vec<(String, f64)>,
+}
+
+/// Height of one bar's row, in SVG units.
+const BAR_ROW: f64 = 24.0;
+
+impl Bars {
+    /// The bars as an inline `<svg>`: a row each, its label, its bar, its figure.
+    pub fn svg(&self) -> String {
+        let height = TOP + BOTTOM + BAR_ROW * self.bars.len().max(1) as f64;
+        let mut svg = format!(
+            "<svg class=\"chart\" viewBox=\"0 0 {WIDTH} {height}\" role=\"img\" aria-label=\"{0}\"><title>{0}</title>",
+            escape(&self.title)
+        );
+        let max = self
+            .bars
+            .iter()
+            .map(|b| b.1)
+            .filter(|v| v.is_finite())
+            .fold(0.0_f64, f64::max);
+        if self.bars.is_empty() {
+            let _ = write!(
+                svg,
+                "<text x=\"{}\" y=\"{}\" class=\"note\">no data</text></svg>",
+                WIDTH / 2.0,
+                height / 2.0
+            );
+            return svg;
+        }
+        let label_w = 160.0;
+        let plot_w = WIDTH - label_w - RIGHT - 64.0;
+        for (i, (name, value)) in self.bars.iter().enumerate() {
+            let y = TOP + BAR_ROW * i as f64;
+            let w = if max > 0.0 && value.is_finite() {
+                value.max(0.0) / max * plot_w
+            } else {
+                0.0
+            };
+            let _ = write!(
+                svg,
+                "<g class=\"series s{}\" data-series=\"{name}\"><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{name}</text><rect x=\"{label_w}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{:.1}\"><title>{name}: {}</title></rect><text x=\"{:.1}\" y=\"{:.1}\">{}</text></g>",
+                i % 6,
+                label_w - 8.0,
+                y + BAR_ROW * 0.65,
+                y + 3.0,
+                BAR_ROW - 6.0,
+                figure(*value),
+                label_w + w + 6.0,
+                y + BAR_ROW * 0.65,
+                number(*value),
+                name = escape(name),
+            );
+        }
+        let _ = write!(
+            svg,
+            "<text class=\"label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text></svg>",
+            label_w + plot_w / 2.0,
+            height - 12.0,
+            escape(&self.value_label)
+        );
+        svg
+    }
+
+    /// The bars' data as an HTML table.
+    pub fn table(&self) -> String {
+        let mut html = format!(
+            "<table><caption>{}</caption><thead><tr><th scope=\"col\"></th><th scope=\"col\">{}</th></tr></thead><tbody>",
+            escape(&self.title),
+            escape(&self.value_label)
+        );
+        for (name, value) in &self.bars {
+            let _ = write!(
+                html,
+                "<tr><th scope=\"row\">{}</th><td>{}</td></tr>",
+                escape(name),
+                figure(*value)
+            );
+        }
+        html.push_str("</tbody></table>");
+        html
+    }
+}
+
 /// The page's style: system fonts, a light and a dark palette, print without colour
 /// backgrounds, a width that follows the screen.
 const STYLE: &str = "\
@@ -317,6 +408,8 @@ svg text{fill:var(--fg)}svg .label{fill:var(--muted);font-size:12px}svg .note{fi
 .s0 polyline{stroke:var(--s0)}.s0 circle{fill:var(--s0)}.s1 polyline{stroke:var(--s1)}.s1 circle{fill:var(--s1)}\
 .s2 polyline{stroke:var(--s2)}.s2 circle{fill:var(--s2)}.s3 polyline{stroke:var(--s3)}.s3 circle{fill:var(--s3)}\
 .s4 polyline{stroke:var(--s4)}.s4 circle{fill:var(--s4)}.s5 polyline{stroke:var(--s5)}.s5 circle{fill:var(--s5)}\
+rect{fill:var(--c,var(--s0))}.s0 rect{fill:var(--s0)}.s1 rect{fill:var(--s1)}.s2 rect{fill:var(--s2)}\
+.s3 rect{fill:var(--s3)}.s4 rect{fill:var(--s4)}.s5 rect{fill:var(--s5)}\
 .reference polyline{stroke:var(--muted);stroke-dasharray:6 4}.reference circle{fill:var(--muted)}\
 .legend{display:flex;flex-wrap:wrap;gap:0.25rem 1rem;font-size:0.9rem;padding:0;list-style:none}\
 .legend li::before{content:'';display:inline-block;width:1rem;height:0.2rem;margin-right:0.35rem;vertical-align:middle;background:var(--c)}\
@@ -381,6 +474,12 @@ impl Page {
             legend(chart),
             chart.table()
         );
+        self
+    }
+
+    /// Appends `bars` and their data as a table.
+    pub fn bars(&mut self, bars: &Bars) -> &mut Page {
+        let _ = write!(self.body, "<figure>{}{}</figure>", bars.svg(), bars.table());
         self
     }
 
@@ -476,6 +575,20 @@ mod tests {
             "no request leaves the page"
         );
         assert!(html.contains("prefers-color-scheme:dark"));
+    }
+
+    #[test]
+    fn bars_are_one_row_each_with_their_figure() {
+        let bars = Bars {
+            title: "Rows by status".into(),
+            value_label: "rows".into(),
+            bars: vec![("200".into(), 4990.0), ("404 <x>".into(), 8.0)],
+        };
+        let svg = bars.svg();
+        assert_eq!(svg.matches("<rect").count(), 2);
+        assert!(svg.contains("<title>200: 4990</title>") && svg.contains("404 &lt;x&gt;"));
+        assert!(bars.table().contains("<td>8</td>"));
+        insta::assert_snapshot!(svg);
     }
 
     #[test]

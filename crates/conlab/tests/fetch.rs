@@ -283,3 +283,32 @@ fn a_finished_row_reaches_the_file_while_the_run_goes_on() {
     let _ = child.wait();
     assert_eq!(rows(&std::fs::read(&out).unwrap()).len(), 1);
 }
+
+#[test]
+fn html_writes_the_summary_as_a_page() {
+    let server = start();
+    let dir = Scratch::new("fetch-html");
+    let page = dir.path("fetch.html");
+    let ok = format!("http://{}/site/1.html", server.local_addr());
+    let missing = format!("http://{}/site/99999.html", server.local_addr());
+    let out = conlab(&[
+        "fetch",
+        "-q",
+        &ok,
+        &missing,
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!doctype html>") && html.contains("Rows by final status"));
+    assert!(
+        html.contains("<title>404: 1</title>") && html.contains("<title>http_status: 1</title>")
+    );
+    assert!(
+        html.contains("conlab.fetch-summary/1"),
+        "the summary's JSON is embedded"
+    );
+    let out = conlab(&["fetch", &ok, "--html", "/nonexistent/f.html"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -339,3 +339,34 @@ fn an_interrupted_run_reports_what_it_measured_until_then() {
     assert_eq!(result.latency.count(), result.requests);
     server.shutdown();
 }
+
+#[test]
+fn html_writes_the_percentile_curve_corrected_and_uncorrected() {
+    let (server, _site) = start(ServerModel::Event);
+    let url = format!("http://{}/hello", server.local_addr());
+    let page = std::env::temp_dir().join(format!("conlab-load-{}.html", std::process::id()));
+    let (ok, _) = load(&[
+        "-n",
+        "200",
+        "-c",
+        "2",
+        "--rate",
+        "2000",
+        "--html",
+        page.to_str().unwrap(),
+        &url,
+    ]);
+    assert!(ok);
+    let html = std::fs::read_to_string(&page).unwrap();
+    std::fs::remove_file(&page).unwrap();
+    assert!(
+        html.contains("Latency by percentile")
+            && html.contains("uncorrected (from the actual send)")
+    );
+    assert_eq!(
+        html.matches("class=\"series s").count(),
+        3,
+        "two curves and the status bar"
+    );
+    assert!(html.contains("<title>200: 200</title>"));
+}

@@ -201,6 +201,60 @@ pub struct FetchSummary {
     pub interrupted: bool,
 }
 
+impl FetchSummary {
+    /// The run as a self-contained HTML page (`fetch --html`): rows by status and by error
+    /// kind, the latency percentiles, and this summary's JSON.
+    pub fn html(&self) -> String {
+        use conlab_measure::html::{Bars, Page};
+        let mut page = Page::new("conlab fetch");
+        page.paragraph(&format!(
+            "{} pages in {:.2} s ({:.0} pages/s), --model {} -c {}: {} without error, {} retries, {} redirects, {:.2} MB of bodies{}.",
+            self.rows,
+            self.elapsed_s,
+            self.pages_per_s,
+            self.model.name(),
+            self.concurrency,
+            self.ok,
+            self.retries,
+            self.redirects,
+            self.bytes as f64 / 1e6,
+            if self.interrupted { "; interrupted" } else { "" }
+        ));
+        let count = |m: &mut dyn Iterator<Item = (String, u64)>| {
+            m.map(|(k, v)| (k, v as f64)).collect::<Vec<_>>()
+        };
+        page.bars(&Bars {
+            title: "Rows by final status".into(),
+            value_label: "rows".into(),
+            bars: count(&mut self.status.iter().map(|(k, v)| (k.to_string(), *v))),
+        });
+        let mut kinds = vec![("none (ok)".to_string(), self.ok)];
+        kinds.extend(self.errors.iter().map(|(k, v)| (k.clone(), *v)));
+        page.bars(&Bars {
+            title: "Rows by error".into(),
+            value_label: "rows".into(),
+            bars: count(&mut kinds.into_iter()),
+        });
+        let l = &self.latency;
+        page.bars(&Bars {
+            title: "Latency of the rows with a response".into(),
+            value_label: "milliseconds".into(),
+            bars: [
+                ("p50", l.p50),
+                ("p75", l.p75),
+                ("p90", l.p90),
+                ("p99", l.p99),
+                ("p99.9", l.p999),
+                ("max", l.max),
+            ]
+            .iter()
+            .map(|(k, us)| (k.to_string(), *us as f64 / 1000.0))
+            .collect(),
+        });
+        page.finish(&serde_json::to_string_pretty(self).unwrap_or_default())
+    }
+}
+
 /// Tallies rows into a [`FetchSummary`].
 #[derive(Debug)]
 struct Tally {

@@ -35,6 +35,22 @@ pub struct LatencySummary {
 }
 
 impl LatencySummary {
+    /// The percentiles as points of an HdrHistogram-style curve: x in nines (1 is 90%, 2 is
+    /// 99%, 3 is 99.9%), y in milliseconds.
+    pub fn curve(&self) -> Vec<[f64; 2]> {
+        [
+            (0.5, self.p50),
+            (0.75, self.p75),
+            (0.9, self.p90),
+            (0.99, self.p99),
+            (0.999, self.p999),
+            (0.9999, self.p9999),
+        ]
+        .iter()
+        .map(|(q, us)| [-(1.0_f64 - q).log10(), *us as f64 / 1000.0])
+        .collect()
+    }
+
     /// The summary of a recorder.
     pub fn of(r: &LatencyRecorder) -> Self {
         let p = r.percentiles();
@@ -97,6 +113,63 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
+    /// The run as a self-contained HTML page (`load --html`): the latency percentile curve
+    /// on a log axis (corrected and uncorrected side by side for an open loop), responses by
+    /// status, errors by kind, and this report's JSON.
+    pub fn html(&self) -> String {
+        use conlab_measure::html::{Bars, Chart, Line, Page};
+        let mut page = Page::new(&format!("conlab load {}", self.url));
+        page.paragraph(&format!(
+            "{} requests in {:.2} s: {:.0} requests/s ({:.0} 2xx/s), {} connections on {} threads{}{}.",
+            self.requests,
+            self.duration_s,
+            self.requests_per_s,
+            self.successes_per_s,
+            self.connections,
+            self.threads,
+            self.rate.map_or(String::new(), |r| format!(", open loop at {r} requests/s")),
+            if self.interrupted { "; interrupted" } else { "" }
+        ));
+        let mut lines = vec![Line {
+            name: if self.rate.is_some() {
+                "corrected (from the intended send)".into()
+            } else {
+                "latency".into()
+            },
+            points: self.latency_us.curve(),
+            reference: false,
+        }];
+        if let Some(u) = &self.uncorrected_latency_us {
+            lines.push(Line {
+                name: "uncorrected (from the actual send)".into(),
+                points: u.curve(),
+                reference: false,
+            });
+        }
+        page.chart(&Chart {
+            title: "Latency by percentile".into(),
+            x_label: "percentile, in nines (1 = 90%, 2 = 99%, 3 = 99.9%, 4 = 99.99%)".into(),
+            y_label: "latency (ms)".into(),
+            lines,
+            log_y: true,
+        });
+        let bars =
+            |m: &BTreeMap<String, u64>| m.iter().map(|(k, v)| (k.clone(), *v as f64)).collect();
+        page.bars(&Bars {
+            title: "Responses by status".into(),
+            value_label: "responses".into(),
+            bars: bars(&self.status),
+        });
+        if !self.errors.is_empty() {
+            page.bars(&Bars {
+                title: "Errors by kind".into(),
+                value_label: "errors".into(),
+                bars: bars(&self.errors),
+            });
+        }
+        page.finish(&serde_json::to_string_pretty(self).unwrap_or_default())
+    }
+
     /// The report of a run of `config` on `url`.
     pub fn new(url: &str, config: &LoadConfig, r: &LoadResult) -> Self {
         let per_s = |n: u64| conlab_measure::throughput(n, r.duration);

@@ -18,7 +18,7 @@ use conlab_http::fetch::{
 };
 use conlab_http::frontier::{Frontier, normalise};
 
-use super::output::{duration, usage};
+use super::output::{HtmlFile, duration, usage};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -137,6 +137,11 @@ pub(crate) struct Args {
     /// Write the summary as JSON to FILE (`-`: standard error).
     #[arg(long, value_name = "FILE")]
     summary_json: Option<PathBuf>,
+
+    /// Write the summary as a self-contained HTML page to FILE: rows by status and by
+    /// error, latency percentiles, the summary's JSON.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 
     /// The User-Agent header.
     #[arg(long, value_name = "TEXT")]
@@ -369,6 +374,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         }
         None => url_feed(args, skip)?,
     };
+    let html = HtmlFile::open(args.html.as_ref())?;
     let (sink, fresh): (Box<dyn Write + Send>, bool) = match out_path {
         None => (Box::new(std::io::stdout()), true),
         Some(path) => {
@@ -471,6 +477,9 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
             std::fs::write(path, json + "\n")
                 .with_context(|| format!("writing {}", path.display()))?;
         }
+    }
+    if let Some(page) = html {
+        page.write(&summary.html())?;
     }
     if !args.quiet {
         print_summary(&summary).context("writing the summary")?;

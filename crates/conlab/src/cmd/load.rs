@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use conlab_http::load::{self, ConfigError, LoadConfig, LoadReport, Target};
 
-use super::output::{duration, json_only, usage};
+use super::output::{HtmlFile, duration, json_only, usage};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -19,6 +19,7 @@ Examples:
   conlab load -n 100000 --pipeline 16 http://127.0.0.1:8080/hello   pipelined
   conlab load -d 5s --json - http://127.0.0.1:8080/sleep?ms=10       JSON on stdout
   conlab load -d 5s --cacert ca.pem https://localhost:8443/          HTTPS, a CA of your own
+  conlab load -d 5s --rate 5000 --html load.html http://127.0.0.1:8080/  and a page of it
 
 Exit status: 0 when every response was 2xx and there were no errors, 1 otherwise, 2 for a
 bad command line.")]
@@ -70,6 +71,11 @@ pub(crate) struct Args {
     #[arg(long, value_name = "FILE")]
     json: Option<String>,
 
+    /// Write the results as a self-contained HTML page to FILE: the latency percentile
+    /// curve (corrected and uncorrected, for --rate), statuses, errors, the JSON.
+    #[arg(long, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
+
     /// https: trust the CA certificates in this PEM file too (as curl's --cacert).
     #[arg(long, value_name = "FILE")]
     cacert: Option<std::path::PathBuf>,
@@ -117,6 +123,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         .validate()
         .map_err(|e| usage(format!("{}: {e}", flag(&e))))?;
     let exports = json_only(args.json.as_ref())?;
+    let html = HtmlFile::open(args.html.as_ref())?;
     let text = !exports.uses_stdout();
     if text {
         let mut out = std::io::stdout().lock();
@@ -177,6 +184,9 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         print_like_wrk(&report).context("writing standard output")?;
     }
     exports.write(&report).context("writing the JSON report")?;
+    if let Some(page) = html {
+        page.write(&report.html())?;
+    }
     match report.failure() {
         None => Ok(ExitCode::SUCCESS),
         // Exit 1 says something went wrong; this says what.

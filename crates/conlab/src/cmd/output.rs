@@ -61,6 +61,36 @@ fn create(targets: &[(Format, String)]) -> Result<ExportManager> {
     })
 }
 
+/// The page `--html FILE` asks for, opened before anything runs, so that a path that
+/// cannot be written is refused (exit 2) before the measurement, not after.
+#[derive(Debug)]
+pub(crate) struct HtmlFile {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl HtmlFile {
+    /// Opens `path`, if given, for the page.
+    pub(crate) fn open(path: Option<&std::path::PathBuf>) -> Result<Option<HtmlFile>> {
+        path.map(|path| {
+            std::fs::File::create(path)
+                .map(|file| HtmlFile {
+                    file,
+                    path: path.clone(),
+                })
+                .map_err(|e| usage(format!("--html {}: {e}", path.display())))
+        })
+        .transpose()
+    }
+
+    /// Writes the page.
+    pub(crate) fn write(mut self, html: &str) -> Result<()> {
+        self.file
+            .write_all(html.as_bytes())
+            .with_context(|| format!("writing {}", self.path.display()))
+    }
+}
+
 /// A command line that cannot run: `main` prints it and exits 2, as clap's own errors do.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

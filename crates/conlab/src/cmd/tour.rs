@@ -11,7 +11,7 @@ use conlab_exec::available_cores;
 use conlab_lecture::experiments::{Budget, Context, EXPERIMENTS};
 use conlab_lecture::{Finding, TourReport, Verdict};
 
-use super::output::{color, json_only, serve_launcher, usage};
+use super::output::{HtmlFile, color, json_only, serve_launcher};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -67,15 +67,7 @@ fn experiment_names() -> PossibleValuesParser {
 
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let exports = json_only(args.json.as_ref())?;
-    // Opened now, so that a path that cannot be written fails before the tour runs.
-    let html = match &args.html {
-        Some(path) => Some((
-            std::fs::File::create(path)
-                .map_err(|e| usage(format!("--html {}: {e}", path.display())))?,
-            path,
-        )),
-        None => None,
-    };
+    let html = HtmlFile::open(args.html.as_ref())?;
     let text = !exports.uses_stdout();
     let out = &mut io::stdout().lock();
     let cores = available_cores();
@@ -120,10 +112,8 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
         writeln!(out, "{}", report.summary())?;
     }
     exports.write(&report).context("writing the tour's JSON")?;
-    if let Some((mut file, path)) = html {
-        let json = serde_json::to_string_pretty(&report)?;
-        file.write_all(report.html(&json).as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
+    if let Some(page) = html {
+        page.write(&report.html(&serde_json::to_string_pretty(&report)?))?;
     }
     if !failed.is_empty() {
         eprintln!("conlab: could not run {}", failed.join(", "));

@@ -327,3 +327,40 @@ fn an_interrupted_run_leaves_the_earlier_export_as_it_was() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn html_writes_speedup_by_workers_with_the_ideal_and_bench_http_refuses_it() {
+    let page = std::env::temp_dir().join(format!("conlab-bench-{}.html", std::process::id()));
+    let out = conlab(&[
+        "bench",
+        "sleep:2ms",
+        "--tasks",
+        "8",
+        "--runs",
+        "1",
+        "--models",
+        "serial,threads",
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    std::fs::remove_file(&page).unwrap();
+    assert!(html.contains("Speedup over serial by workers") && html.contains("I/O-bound"));
+    assert!(
+        html.contains("data-series=\"threads\"") && html.contains("class=\"series reference\"")
+    );
+    assert!(
+        html.contains("conlab.bench/2"),
+        "the report's JSON is embedded"
+    );
+    let out = conlab(&["bench", "http", "--html", "x.html"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--html is not supported by `bench http`")
+    );
+}

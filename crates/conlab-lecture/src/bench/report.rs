@@ -9,7 +9,7 @@ use conlab_measure::export::Tabular;
 use conlab_measure::report::{self, Cell, Column, Table, Tone};
 use serde::Serialize;
 
-use super::rule::{Bound, Classification, Recommendation};
+use super::rule::{Classification, Recommendation};
 
 /// The schema id of [`BenchReport`]'s JSON.
 pub const BENCH_SCHEMA: &str = "conlab.bench/2";
@@ -77,6 +77,92 @@ pub struct BenchRow {
 }
 
 impl BenchReport {
+    /// The benchmark as a self-contained HTML page (`bench --html`): speedup over serial by
+    /// workers for each model with the ideal line, throughput and peak memory per row, the
+    /// rule of thumb beside the winner, and this report's JSON.
+    pub fn html(&self) -> String {
+        use conlab_measure::html::{Bars, Chart, Line, Page};
+        let mut page = Page::new(&format!("conlab bench {}", self.workload));
+        page.paragraph(&format!(
+            "{} tasks per row, {} runs (median), {} cores. The workload is {} (serial CPU/wall \
+             {:.2}, mean service time {:.0} us). The lecture's rule of thumb: {} ({}). Measured \
+             winner: {}{}.",
+            self.tasks,
+            self.runs,
+            self.cores,
+            self.classification.kind.words(),
+            self.classification.cpu_per_wall,
+            self.classification.mean_service_us,
+            self.recommendation.rule_of_thumb,
+            self.recommendation.reason,
+            self.recommendation.winner.as_deref().unwrap_or("none"),
+            if self.recommendation.agree {
+                " (agrees)"
+            } else {
+                ""
+            },
+        ));
+        let name = |r: &BenchRow| {
+            if r.gil {
+                format!("{} --gil", r.model)
+            } else {
+                r.model.clone()
+            }
+        };
+        let mut models: Vec<String> = Vec::new();
+        for r in &self.results {
+            if !models.contains(&name(r)) {
+                models.push(name(r));
+            }
+        }
+        let mut lines: Vec<Line> = models
+            .iter()
+            .map(|m| Line {
+                name: m.clone(),
+                points: self
+                    .results
+                    .iter()
+                    .filter(|r| &name(r) == m)
+                    .map(|r| [r.workers as f64, r.speedup])
+                    .collect(),
+                reference: false,
+            })
+            .collect();
+        let most = self.results.iter().map(|r| r.workers).max().unwrap_or(1);
+        lines.push(Line {
+            name: "ideal (speedup = workers)".into(),
+            points: vec![[1.0, 1.0], [most as f64, most as f64]],
+            reference: true,
+        });
+        page.chart(&Chart {
+            title: "Speedup over serial by workers".into(),
+            x_label: "workers".into(),
+            y_label: "speedup over serial (x)".into(),
+            lines,
+            log_y: false,
+        });
+        let row = |r: &BenchRow| format!("{} x{}", name(r), r.workers);
+        page.bars(&Bars {
+            title: "Throughput".into(),
+            value_label: "tasks per second".into(),
+            bars: self
+                .results
+                .iter()
+                .map(|r| (row(r), r.throughput_per_s))
+                .collect(),
+        });
+        page.bars(&Bars {
+            title: "Peak memory of the process tree".into(),
+            value_label: "MiB".into(),
+            bars: self
+                .results
+                .iter()
+                .map(|r| (row(r), r.peak_rss_bytes as f64 / (1 << 20) as f64))
+                .collect(),
+        });
+        page.finish(&serde_json::to_string_pretty(self).unwrap_or_default())
+    }
+
     /// One sentence per row that did not finish with serial's answers (failed tasks, or
     /// different answers); empty when every row did.
     pub fn failures(&self) -> Vec<String> {
@@ -137,12 +223,7 @@ impl Tabular for BenchReport {
             .collect();
         let c = &self.classification;
         let rec = &self.recommendation;
-        let kind = match c.kind {
-            Bound::CpuBound => "CPU-bound",
-            Bound::IoBound => "I/O-bound",
-            Bound::Mixed => "mixed",
-            Bound::TooShort => "too short to classify",
-        };
+        let kind = c.kind.words();
         let service = if self.results.first().is_some_and(|r| r.errors < self.tasks) {
             format!(
                 "mean service time {}",

@@ -27,6 +27,18 @@ pub enum Bound {
     TooShort,
 }
 
+impl Bound {
+    /// The kind in words, as the reports say it.
+    pub fn words(self) -> &'static str {
+        match self {
+            Bound::CpuBound => "CPU-bound",
+            Bound::IoBound => "I/O-bound",
+            Bound::Mixed => "mixed",
+            Bound::TooShort => "too short to classify",
+        }
+    }
+}
+
 /// Below this serial wall time, CPU counters (10 ms clock ticks for worker processes and
 /// children) cannot classify a run.
 pub const MIN_CLASSIFY_WALL_S: f64 = 0.010;

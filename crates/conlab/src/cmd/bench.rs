@@ -13,7 +13,7 @@ use conlab_lecture::servers::{self, Contender, ServersReport};
 use conlab_work::Workload;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::output::{ExportArgs, emit, serve_launcher, usage};
+use super::output::{ExportArgs, HtmlFile, emit, serve_launcher, usage};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -83,6 +83,11 @@ pub(crate) struct Args {
     #[arg(long)]
     path: Option<String>,
 
+    /// Also write the results as a self-contained HTML page to FILE: speedup by workers per
+    /// model with the ideal line, throughput and memory per row (not for `bench http` yet).
+    #[arg(long, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     export: ExportArgs,
 }
@@ -104,6 +109,11 @@ fn check_applicable(args: &Args) -> Result<()> {
         ("--duration", args.duration.is_some()),
         ("--path", args.path.is_some()),
     ];
+    if http && args.html.is_some() {
+        return Err(usage(
+            "--html is not supported by `bench http` yet (only by `bench WORKLOAD`): use --json",
+        ));
+    }
     if http && let Some((flag, _)) = workload_flags.iter().find(|(_, given)| *given) {
         return Err(usage(format!(
             "{flag} does not apply to `bench http`, which runs servers, not tasks (its \
@@ -158,6 +168,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     };
     config.validate().map_err(|e| usage(e.to_string()))?;
     let exports = args.export.open()?;
+    let html = HtmlFile::open(args.html.as_ref())?;
     let bar = progress_bar(config.total_tasks());
     let report = bench::run(&config, |p| {
         bar.set_message(p.plan.label());
@@ -167,6 +178,9 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     bar.finish_and_clear();
     let report = report?;
     emit(&report, exports)?;
+    if let Some(page) = html {
+        page.write(&report.html())?;
+    }
     let failures = report.failures();
     for failure in &failures {
         eprintln!("conlab: {failure}");

@@ -31,11 +31,17 @@ fn tls_listener(alpn: &[&[u8]]) -> (tokio_rustls::TlsAcceptor, std::net::TcpList
     (acceptor, listener, cert.pem())
 }
 
-/// A TLS server for `localhost` on 127.0.0.1 answering every request with a page, and the
-/// PEM of its self-signed certificate.
-fn tls_server() -> (std::net::SocketAddr, String) {
-    let (acceptor, listener, pem) = tls_listener(&[]);
+/// A TLS server for `localhost` on 127.0.0.1 (offering `alpn`), handing each of at most
+/// `connections` handshaken connections to `serve` on a runtime of its own; its address and
+/// the PEM of its certificate.
+fn serve_tls<F, Fut>(alpn: &[&[u8]], connections: usize, serve: F) -> (std::net::SocketAddr, String)
+where
+    F: Fn(tokio_rustls::server::TlsStream<tokio::net::TcpStream>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (acceptor, listener, pem) = tls_listener(alpn);
     let addr = listener.local_addr().unwrap();
+    let serve = Arc::new(serve);
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -43,39 +49,47 @@ fn tls_server() -> (std::net::SocketAddr, String) {
             .unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            // Bounded: the test's runs open a few dozen connections at most.
-            for _ in 0..500 {
+            // Bounded: the tests open a few dozen connections at most.
+            for _ in 0..connections {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
-                let acceptor = acceptor.clone();
+                let (acceptor, serve) = (acceptor.clone(), Arc::clone(&serve));
+                // Each handshake in a task of its own, as a server would.
                 tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    loop {
-                        let Ok(n) = tls.read(&mut chunk).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            buf.drain(..end + 4);
-                            let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 21\r\n\r\n<title>secure</title>";
-                            if tls.write_all(reply).await.is_err() {
-                                return;
-                            }
-                        }
+                    if let Ok(tls) = acceptor.accept(tcp).await {
+                        serve(tls).await;
                     }
                 });
             }
         });
     });
     (addr, pem)
+}
+
+/// A TLS server for `localhost` on 127.0.0.1 answering every request with a page, and the
+/// PEM of its self-signed certificate.
+fn tls_server() -> (std::net::SocketAddr, String) {
+    serve_tls(&[], 500, |mut tls| async move {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let Ok(n) = tls.read(&mut chunk).await else {
+                return;
+            };
+            if n == 0 {
+                return;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                buf.drain(..end + 4);
+                let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 21\r\n\r\n<title>secure</title>";
+                if tls.write_all(reply).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
 }
 
 fn config(url: &str, tls: TlsOptions) -> LoadConfig {
@@ -197,45 +211,28 @@ fn h2_server() -> (
     Arc<std::sync::atomic::AtomicUsize>,
 ) {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let (acceptor, listener, pem) = tls_listener(&[b"h2"]);
-    let addr = listener.local_addr().unwrap();
     let (connections, streams) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (c, st) = (Arc::clone(&connections), Arc::clone(&streams));
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            for _ in 0..100 {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                let (acceptor, c, st) = (acceptor.clone(), Arc::clone(&c), Arc::clone(&st));
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let Ok(mut h2) = h2::server::handshake(tls).await else {
-                        return;
-                    };
-                    c.fetch_add(1, Ordering::SeqCst);
-                    while let Some(Ok((request, mut respond))) = h2.accept().await {
-                        st.fetch_add(1, Ordering::SeqCst);
-                        let body = format!("<title>h2 {}</title>", request.uri().path());
-                        let response = http::Response::builder()
-                            .status(200)
-                            .header("content-type", "text/html")
-                            .body(())
-                            .unwrap();
-                        if let Ok(mut send) = respond.send_response(response, false) {
-                            let _ = send.send_data(bytes::Bytes::from(body), true);
-                        }
-                    }
-                });
+    let (addr, pem) = serve_tls(&[b"h2"], 100, move |tls| {
+        let (c, st) = (Arc::clone(&c), Arc::clone(&st));
+        async move {
+            let Ok(mut h2) = h2::server::handshake(tls).await else {
+                return;
+            };
+            c.fetch_add(1, Ordering::SeqCst);
+            while let Some(Ok((request, mut respond))) = h2.accept().await {
+                st.fetch_add(1, Ordering::SeqCst);
+                let body = format!("<title>h2 {}</title>", request.uri().path());
+                let response = http::Response::builder()
+                    .status(200)
+                    .header("content-type", "text/html")
+                    .body(())
+                    .unwrap();
+                if let Ok(mut send) = respond.send_response(response, false) {
+                    let _ = send.send_data(bytes::Bytes::from(body), true);
+                }
             }
-        });
+        }
     });
     (addr, pem, connections, streams)
 }

@@ -6,7 +6,8 @@
 //! error. Once the title is read, [`Extract::feed`] says so, and the rest of the page need
 //! not be fetched.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::borrow::Cow;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use lol_html::AsciiCompatibleEncoding;
 use lol_html::html_content::{EndTag, TextChunk};
@@ -140,6 +141,14 @@ fn enders() -> lol_html::Selector {
     tags.join(", ").parse().expect("tag names are selectors")
 }
 
+/// The selectors every page needs, parsed once per process, not once per page: the title
+/// (fetch's default, thousands of pages a second), a crawl's links, and [`enders`].
+static TITLE: LazyLock<lol_html::Selector> =
+    LazyLock::new(|| "title".parse().expect("a valid selector"));
+static ANCHORS: LazyLock<lol_html::Selector> =
+    LazyLock::new(|| "a[href]".parse().expect("a valid selector"));
+static ENDERS: LazyLock<lol_html::Selector> = LazyLock::new(enders);
+
 /// Whether a start tag `tag` ends an open element `open` that has no end tag yet. Only the
 /// simple cases: lol_html builds no tree, so what needs one (a `<li>` in a nested list) is
 /// not ended here.
@@ -216,14 +225,16 @@ impl Extract {
             links: links.then(Vec::new),
             ..Found::default()
         }));
-        let (selector, attr, title) = match pick {
-            Pick::Title => ("title".to_string(), None, true),
-            Pick::Css { selector, attr } => (selector.clone(), attr.clone(), false),
+        let (parsed, attr, title) = match pick {
+            Pick::Title => (Cow::Borrowed(&*TITLE), None, true),
+            Pick::Css { selector, attr } => {
+                let parsed: lol_html::Selector = selector.parse().map_err(|e| SelectorError {
+                    selector: selector.clone(),
+                    why: format!("{e}"),
+                })?;
+                (Cow::Owned(parsed), attr.clone(), false)
+            }
         };
-        let parsed: lol_html::Selector = selector.parse().map_err(|e| SelectorError {
-            selector: selector.clone(),
-            why: format!("{e}"),
-        })?;
         let on_element = {
             let found = Arc::clone(&found);
             move |el: &mut Element<'_, '_>| {
@@ -289,7 +300,7 @@ impl Extract {
             // so they close the old match before a new one opens.
             let found = Arc::clone(&found);
             handlers.push((
-                std::borrow::Cow::Owned(enders()),
+                Cow::Borrowed(&*ENDERS),
                 ElementContentHandlers::default().element(move |el: &mut Element<'_, '_>| {
                     let tag = el.tag_name();
                     let mut f = lock(&found);
@@ -320,16 +331,15 @@ impl Extract {
             ));
         }
         handlers.push((
-            std::borrow::Cow::Owned(parsed),
+            parsed,
             ElementContentHandlers::default()
                 .element(on_element)
                 .text(on_text),
         ));
         if links {
             let found = Arc::clone(&found);
-            let anchors: lol_html::Selector = "a[href]".parse().expect("a valid selector");
             handlers.push((
-                std::borrow::Cow::Owned(anchors),
+                Cow::Borrowed(&*ANCHORS),
                 ElementContentHandlers::default().element(move |el: &mut Element<'_, '_>| {
                     if let (Some(href), Some(links)) =
                         (el.get_attribute("href"), lock(&found).links.as_mut())
